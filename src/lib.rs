@@ -1,1 +1,11 @@
+//! Tidemark: an embedded time-series engine and local monitor.
+//!
+//! This crate joins the storage engine (`tidemark-storage`) and the query
+//! layer (`tidemark-query`) to the outside world: ingest formats, the CLI
+//! commands and (later) the HTTP API, monitor and alerting. Only this crate
+//! reads the environment, opens sockets or installs a tracing subscriber.
 
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod ingest;

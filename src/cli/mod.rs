@@ -1,0 +1,1 @@
+//! CLI subcommands (placeholder while the storage API lands).
