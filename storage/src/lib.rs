@@ -1,10 +1,25 @@
 //! Tidemark's storage engine: everything that touches disk.
 //!
-//! `storage` knows nothing of HTTP, PromQL or alerts; `src/` joins it to the
-//! query layer. See ARCHITECTURE.md for the codemap.
+//! Open a [`Db`] on a directory, resolve label sets to [`SeriesId`]s, push
+//! [`WriteBatch`]es from any number of threads, and read samples back by
+//! label matchers and time range. `storage` knows nothing of HTTP, PromQL or
+//! alerts; `src/` joins it to the query layer. ARCHITECTURE.md has the
+//! codemap, `storage/docs/format.md` the byte layouts.
 
+mod db;
 pub mod encoding;
+mod error;
+mod head;
+mod index;
+mod partition;
+mod shard;
+mod ticket;
 pub mod types;
 pub mod wal;
 
+pub use db::{Db, DbStats, Options, WriteBatch};
+pub use error::{AppendError, Error};
+pub use index::MetricMetadata;
+pub use ticket::{AppendOutcome, Ticket};
 pub use types::{Label, Labels, MatchOp, Matcher, MatcherError, Sample, SeriesId, Timestamp};
+pub use wal::{FsyncMode, WalOptions};
