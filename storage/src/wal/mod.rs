@@ -48,6 +48,8 @@
 //!   segment after the last surviving one; a segment deleted by repair gives
 //!   its number to the next new segment.
 //! - A known magic with an unknown version is an error, never repaired.
+//! - A missing *first* segment cannot be detected: it looks the same as
+//!   segments removed by `remove_before` after a head flush.
 //!
 //! # Replay
 //!

@@ -39,7 +39,7 @@ pub enum FsyncMode {
 }
 
 /// Options for [`Wal::open`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalOptions {
     /// A segment is rotated before a record would take it past this size.
     pub segment_size: u64,
