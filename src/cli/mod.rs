@@ -1,1 +1,64 @@
-//! CLI subcommands (placeholder while the storage API lands).
+//! The `tidemark` command line: argument definitions and one module per
+//! subcommand (`import`, `bench`), plus `rss` for process memory figures.
+//!
+//! Invariants: this is glue. Subcommands parse and validate arguments with
+//! clap, call the library (`ingest`, `tidemark_storage`) and print; errors
+//! are `anyhow` here and typed everywhere below. With `--json` a command
+//! prints exactly one JSON object on stdout and nothing else there
+//! (progress and logs go to stderr).
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod import;
+pub mod rss;
+
+/// Tidemark: embedded time-series engine and local monitor.
+#[derive(Debug, Parser)]
+#[command(name = "tidemark", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import line protocol or OpenMetrics files into a data directory.
+    Import(import::ImportArgs),
+    /// Measure in-process ingest on synthetic data.
+    Bench(bench::BenchArgs),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Import(args) => import::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+/// A progress bar on stderr, or a hidden one when `hidden` (for `--json`).
+pub(crate) fn progress_bar(total: u64, hidden: bool, template: &str) -> indicatif::ProgressBar {
+    if hidden {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// `n / secs`, or 0 when no time elapsed.
+pub(crate) fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 { n as f64 / secs } else { 0.0 }
+}
+
+/// `num / den` as a float, 0 when `den` is 0.
+pub(crate) fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}

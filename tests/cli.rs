@@ -1,0 +1,231 @@
+//! End-to-end tests of the `tidemark` binary: `import` and `bench` run as a
+//! user would run them, and their `--json` reports are checked for real
+//! values.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn tidemark(args: &[&str]) -> (Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(args)
+        .output()
+        .expect("run tidemark");
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "tidemark {args:?} failed: {}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    let json = if args.contains(&"--json") {
+        assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+        serde_json::from_str(&stdout).expect("stdout is one JSON object")
+    } else {
+        Value::Null
+    };
+    (json, stdout)
+}
+
+/// 4 hosts × 30 scrapes of `cpu` (2 fields) and `mem` (1 field + 1 string
+/// field) at 10 s, with one malformed line in the middle. Returns the
+/// number of numeric samples on the good lines.
+fn write_lp(path: &Path) -> u64 {
+    let start = 1_700_000_000_000i64;
+    let mut body = String::new();
+    let mut samples = 0;
+    for i in 0..30 {
+        let ts = start + i * 10_000;
+        for h in 0..4 {
+            body += &format!(
+                "cpu,host=h{h},job=node usage_percent={}.{:02},iowait_percent=0.5 {ts}\n",
+                10 + i % 7,
+                (i * 13 + h) % 100
+            );
+            body += &format!(
+                "mem,host=h{h},job=node used_percent={}.5,note=\"a b,c\" {ts}\n",
+                40 + h
+            );
+            samples += 3;
+        }
+        if i == 15 {
+            body += "cpu,host=h0 usage_percent=1.2.3 1700000150000\n";
+        }
+    }
+    std::fs::write(path, body).unwrap();
+    samples
+}
+
+#[test]
+fn import_line_protocol_reports_samples_rejections_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.lp");
+    let expected = write_lp(&file);
+    let data = dir.path().join("db");
+    let (r, _) = tidemark(&[
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--precision",
+        "ms",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(r["samples"].as_u64(), Some(expected), "{r}");
+    assert_eq!(r["rejected_lines"].as_u64(), Some(1), "{r}");
+    assert_eq!(
+        r["series"].as_u64(),
+        Some(12),
+        "4 hosts x 3 numeric fields: {r}"
+    );
+    let errors = r["errors"].as_array().unwrap();
+    // The bad line follows 16 scrapes of 8 lines.
+    assert!(
+        errors[0]
+            .as_str()
+            .unwrap()
+            .ends_with("line 129: invalid float \"1.2.3\" for field \"usage_percent\""),
+        "{r}"
+    );
+    assert!(r["bytes_per_sample"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["samples_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["elapsed_secs"].as_f64().unwrap() > 0.0, "{r}");
+
+    // Importing again into the same directory reopens it and adds no series.
+    let (again, _) = tidemark(&[
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--format",
+        "lp",
+        "--precision",
+        "ms",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(again["series"].as_u64(), Some(12), "{again}");
+}
+
+#[test]
+fn import_text_output_names_the_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.lp");
+    write_lp(&file);
+    let data = dir.path().join("db");
+    let (_, out) = tidemark(&[
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--precision",
+        "ms",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("rejected lines: 1"), "{out}");
+    assert!(out.contains("line 129: invalid float"), "{out}");
+    assert!(out.contains("bytes/sample"), "{out}");
+}
+
+#[test]
+fn import_openmetrics_with_metadata_and_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.om");
+    let mut body = String::from("# TYPE http_requests counter\n# HELP http_requests Requests.\n");
+    for i in 0..50 {
+        body += &format!(
+            "http_requests_total{{host=\"h1\",job=\"api\"}} {} {}.{:03}\n",
+            i * 7,
+            1_700_000_000 + i * 10,
+            i % 1000
+        );
+    }
+    body += "# TYPE up gauge\nup{job=\"api\"} 1 1700000000.000\nup{job=\"api\" 1\n# EOF\n";
+    std::fs::write(&file, body).unwrap();
+    let data = dir.path().join("db");
+    let (r, _) = tidemark(&[
+        "import",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(r["samples"].as_u64(), Some(51), "{r}");
+    assert_eq!(r["rejected_lines"].as_u64(), Some(1), "{r}");
+    assert_eq!(r["series"].as_u64(), Some(2), "{r}");
+    assert!(
+        r["errors"][0].as_str().unwrap().contains("line 55: "),
+        "{r}"
+    );
+}
+
+#[test]
+fn import_unknown_extension_needs_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.csv");
+    std::fs::write(&file, "m v=1 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["import", "--data-dir"])
+        .arg(dir.path().join("db"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pass --format"), "{err}");
+}
+
+#[test]
+fn bench_json_reports_every_figure() {
+    let (r, _) = tidemark(&[
+        "bench",
+        "--series",
+        "60",
+        "--samples-per-series",
+        "50",
+        "--producers",
+        "2",
+        "--batch",
+        "500",
+        "--fsync",
+        "never",
+        "--json",
+    ]);
+    assert_eq!(r["samples"].as_u64(), Some(60 * 50), "{r}");
+    assert_eq!(r["batches"].as_u64(), Some(6), "3000 samples / 500: {r}");
+    assert_eq!(r["storage_rejected_samples"].as_u64(), Some(0), "{r}");
+    assert!(r["samples_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["bytes_per_sample"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["peak_rss_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["bytes_per_series"].as_f64().is_some(), "{r}");
+    let (p50, p99, p999) = (
+        r["p50_append_us"].as_u64().unwrap(),
+        r["p99_append_us"].as_u64().unwrap(),
+        r["p999_append_us"].as_u64().unwrap(),
+    );
+    assert!(p50 > 0 && p50 <= p99 && p99 <= p999, "{r}");
+}
+
+#[test]
+fn bench_keeps_an_explicit_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bench-db");
+    let (r, _) = tidemark(&[
+        "bench",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--series",
+        "9",
+        "--samples-per-series",
+        "10",
+        "--producers",
+        "3",
+        "--batch",
+        "7",
+        "--json",
+    ]);
+    assert_eq!(r["samples"].as_u64(), Some(90), "{r}");
+    assert_eq!(r["producers"].as_u64(), Some(3), "{r}");
+    assert!(data.is_dir());
+    assert!(std::fs::read_dir(&data).unwrap().next().is_some());
+}
