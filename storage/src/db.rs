@@ -616,6 +616,7 @@ fn spawn_maintenance(
     shared: Arc<Shared>,
 ) -> Result<(crossbeam_channel::Sender<()>, JoinHandle<()>), Error> {
     let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+    let shared_dir = shared.dir.clone();
     let interval = shared.opts.compact_interval;
     let handle = std::thread::Builder::new()
         .name("tidemark-maintenance".into())
@@ -631,6 +632,6 @@ fn spawn_maintenance(
                 }
             }
         })
-        .map_err(|e| Error::io(&PathBuf::new(), e))?;
+        .map_err(|e| Error::io(shared_dir, e))?;
     Ok((tx, handle))
 }

@@ -12,7 +12,7 @@
 //!   creation takes a write lock (and a redb write transaction).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -141,9 +141,7 @@ impl Index {
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        h.finish()
+        self.hasher.hash_one(key)
     }
 
     fn stripe(&self, key: &[u8]) -> &Stripe {

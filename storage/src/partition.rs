@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::encoding::{decode_chunk, encode_chunk, read_chunk_header};
+use crate::encoding::{MAX_CHUNK_SAMPLES, decode_chunk, encode_chunk, read_chunk_header};
 use crate::error::Error;
 use crate::head::dedup_keep_last;
 use crate::types::{Sample, SeriesId, Timestamp};
@@ -458,8 +458,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Splits one series' sorted samples at partition boundaries and encodes
-/// each piece, appending to `out`.
+/// Splits one series' sorted samples at partition boundaries (and at the
+/// chunk size limit) and encodes each piece, appending to `out`.
 pub(crate) fn encode_for_partitions(
     parts: &Partitions,
     series: SeriesId,
@@ -471,7 +471,9 @@ pub(crate) fn encode_for_partitions(
         let end = parts
             .window_start(first.ts)
             .saturating_add(parts.duration());
-        let n = rest.partition_point(|s| s.ts < end);
+        let n = rest
+            .partition_point(|s| s.ts < end)
+            .min(MAX_CHUNK_SAMPLES as usize);
         let mut bytes = Vec::new();
         encode_chunk(&rest[..n], &mut bytes);
         out.push(PendingChunk {
