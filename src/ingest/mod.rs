@@ -266,32 +266,47 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// Splits `body` into lines (on `\n`, dropping one trailing `\r`) and calls
-/// `f(line_no, line)` with 1-based numbers starting at `first_line`. A final
-/// line without a newline is included. Returns the number of lines seen.
-pub(crate) fn for_each_line(body: &[u8], first_line: u64, mut f: impl FnMut(u64, &[u8])) -> u64 {
+/// `f(line_no, line)` with 1-based numbers starting at `first_line`, where
+/// `line` is the line's text or why it is unusable (not UTF-8, too long). A
+/// final line without a newline is included. Returns the number of lines
+/// seen.
+///
+/// The body is validated as UTF-8 once as a whole (fast on long ASCII runs);
+/// only when that fails is each line validated on its own, so one bad byte
+/// costs only its own line.
+pub(crate) fn for_each_line<'b>(
+    body: &'b [u8],
+    first_line: u64,
+    mut f: impl FnMut(u64, Result<&'b str, LineErrorKind>),
+) -> u64 {
+    let whole = std::str::from_utf8(body).ok();
     let mut line_no = first_line;
-    let mut rest = body;
+    let mut start = 0;
     let mut seen = 0;
-    while !rest.is_empty() {
-        let (line, next) = match memchr::memchr(b'\n', rest) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
+    while start < body.len() {
+        let (end, next) = match memchr::memchr(b'\n', &body[start..]) {
+            Some(i) => (start + i, start + i + 1),
+            None => (body.len(), body.len()),
         };
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let end = if end > start && body[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        let line = if end - start > MAX_LINE_BYTES {
+            Err(LineErrorKind::LineTooLong)
+        } else if let Some(text) = whole {
+            // Cut at ASCII bytes, so always on char boundaries.
+            Ok(&text[start..end])
+        } else {
+            std::str::from_utf8(&body[start..end]).map_err(|_| LineErrorKind::InvalidUtf8)
+        };
         f(line_no, line);
         line_no += 1;
         seen += 1;
-        rest = next;
+        start = next;
     }
     seen
-}
-
-/// Checks a raw line's length and encoding, as both parsers require.
-pub(crate) fn line_str(line: &[u8]) -> Result<&str, LineErrorKind> {
-    if line.len() > MAX_LINE_BYTES {
-        return Err(LineErrorKind::LineTooLong);
-    }
-    std::str::from_utf8(line).map_err(|_| LineErrorKind::InvalidUtf8)
 }
 
 #[cfg(test)]
@@ -317,11 +332,18 @@ mod tests {
     #[test]
     fn lines_are_numbered_and_crlf_stripped() {
         let mut got = Vec::new();
-        let n = for_each_line(b"a\r\n\nb", 5, |no, l| got.push((no, l.to_vec())));
+        let n = for_each_line(b"a\r\n\nb", 5, |no, l| got.push((no, l)));
         assert_eq!(n, 3);
+        assert_eq!(got, vec![(5, Ok("a")), (6, Ok("")), (7, Ok("b"))]);
+        got.clear();
+        for_each_line(b"ok\n\xffno\nok", 1, |no, l| got.push((no, l)));
         assert_eq!(
             got,
-            vec![(5, b"a".to_vec()), (6, b"".to_vec()), (7, b"b".to_vec())]
+            vec![
+                (1, Ok("ok")),
+                (2, Err(LineErrorKind::InvalidUtf8)),
+                (3, Ok("ok"))
+            ]
         );
     }
 

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use super::{
     DEFAULT_MAX_ERRORS, Escaping, LineError, LineErrorKind, ParseSummary, Span, Text,
-    for_each_line, line_str, quote,
+    for_each_line, quote,
 };
 
 /// Unit of the optional timestamp after a sample value.
@@ -151,9 +151,8 @@ impl OpenMetricsParser {
     ) -> ParseSummary {
         let mut summary = ParseSummary::default();
         let max_errors = self.max_errors;
-        summary.lines_seen = for_each_line(body, first_line, |line_no, raw| {
-            let result =
-                line_str(raw).and_then(|text| self.parse_line(text).map(|parsed| (text, parsed)));
+        summary.lines_seen = for_each_line(body, first_line, |line_no, line| {
+            let result = line.and_then(|text| self.parse_line(text).map(|parsed| (text, parsed)));
             match result {
                 Ok((_, Parsed::Skip)) => {}
                 Ok((_, Parsed::Metadata)) => summary.lines_accepted += 1,
