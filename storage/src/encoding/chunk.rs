@@ -24,6 +24,7 @@ use std::cell::RefCell;
 
 use super::decbuf::Decbuf;
 use super::decimal::{self, DecimalOrder};
+use super::diffs::ZeroRuns;
 use super::error::{ChunkError, Section};
 use super::varint::{put_uvarint, put_varint, uvarint_len};
 use super::{gorilla, timestamps};
@@ -41,10 +42,18 @@ pub const MAX_CHUNK_SAMPLES: u32 = 1 << 17;
 /// headers (about 9 bytes) eat most of what it could save on less.
 const ZSTD_MIN_BODY: usize = 64;
 
-/// zstd level for sealed chunks. Chunks are sealed by background compaction
-/// and are a few KB, so a high level costs little; measured on the encoding
-/// tests' realistic series, levels above this gained nothing.
+/// zstd level for the stored body. Chunks are sealed by background
+/// compaction and are a few KB, so a high level costs little. Measured on the
+/// peers dataset (424 series × 4,320 samples): level 3 gave 0.501 B/sample,
+/// 9 gave 0.492, 19 and 22 both 0.486.
 const ZSTD_LEVEL: i32 = 19;
+
+/// zstd level used to compare candidate encodings (up to six per chunk);
+/// only the winner is recompressed at [`ZSTD_LEVEL`] when the two differ.
+/// Ranking at a fast level picks worse winners: on the peers dataset a probe
+/// at 3 gave 0.471 B/sample, at 9 0.470, at 19 0.4685, so we pay for 19
+/// (see `encode_chunk`'s throughput in `benches/encoding.rs`).
+const ZSTD_PROBE_LEVEL: i32 = 19;
 
 /// Trailing CRC32.
 const CRC_LEN: usize = 4;
@@ -74,19 +83,41 @@ pub enum ValueEncoding {
     DecimalDeltaOfDelta = 3,
     /// Every value has the same bits: stored once, 8 bytes little-endian.
     Constant = 4,
+    /// As `DecimalDelta`, but zeros are not run-collapsed (better under zstd
+    /// for sparse changes).
+    DecimalDeltaFlat = 5,
+    /// As `DecimalDeltaOfDelta`, but zeros are not run-collapsed.
+    DecimalDeltaOfDeltaFlat = 6,
 }
 
 impl ValueEncoding {
     /// Every encoding, for test suites that must cover them all.
-    pub const ALL: [ValueEncoding; 4] = [
+    pub const ALL: [ValueEncoding; 6] = [
         ValueEncoding::Gorilla,
         ValueEncoding::DecimalDelta,
         ValueEncoding::DecimalDeltaOfDelta,
         ValueEncoding::Constant,
+        ValueEncoding::DecimalDeltaFlat,
+        ValueEncoding::DecimalDeltaOfDeltaFlat,
     ];
 
     pub fn from_byte(b: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|e| *e as u8 == b)
+    }
+
+    /// The difference order and zero-run flavour of a decimal encoding.
+    fn decimal_params(self) -> Option<(DecimalOrder, ZeroRuns)> {
+        match self {
+            ValueEncoding::DecimalDelta => Some((DecimalOrder::Delta, ZeroRuns::Collapse)),
+            ValueEncoding::DecimalDeltaOfDelta => {
+                Some((DecimalOrder::DeltaOfDelta, ZeroRuns::Collapse))
+            }
+            ValueEncoding::DecimalDeltaFlat => Some((DecimalOrder::Delta, ZeroRuns::Flat)),
+            ValueEncoding::DecimalDeltaOfDeltaFlat => {
+                Some((DecimalOrder::DeltaOfDelta, ZeroRuns::Flat))
+            }
+            ValueEncoding::Gorilla | ValueEncoding::Constant => None,
+        }
     }
 }
 
@@ -131,34 +162,48 @@ thread_local! {
 
 #[derive(Default)]
 struct ZstdContexts {
-    compressor: Option<zstd::bulk::Compressor<'static>>,
+    /// At [`ZSTD_PROBE_LEVEL`] and [`ZSTD_LEVEL`].
+    probe: Option<zstd::bulk::Compressor<'static>>,
+    fine: Option<zstd::bulk::Compressor<'static>>,
     decompressor: Option<zstd::bulk::Decompressor<'static>>,
     scratch: Vec<u8>,
 }
 
-/// Compresses `body`, appending to `out`; false when zstd fails or does not
-/// make it smaller.
-fn zstd_compress(body: &[u8], out: &mut Vec<u8>) -> bool {
+/// Compresses `body` at `level` (one of the two constants), appending to
+/// `out`; false when zstd fails or does not make it smaller.
+fn zstd_compress(body: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
     ZSTD.with_borrow_mut(|z| {
-        if z.compressor.is_none() {
-            let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-            if let Some(c) = c.as_mut()
-                && c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false))
-                    .is_err()
+        let ZstdContexts {
+            probe,
+            fine,
+            scratch,
+            ..
+        } = z;
+        let slot = if level == ZSTD_PROBE_LEVEL {
+            probe
+        } else {
+            fine
+        };
+        if slot.is_none() {
+            let Ok(mut c) = zstd::bulk::Compressor::new(level) else {
+                return false;
+            };
+            // We store the raw length ourselves.
+            if c.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false))
+                .is_err()
             {
                 return false;
             }
-            z.compressor = c;
+            *slot = Some(c);
         }
-        let Some(c) = z.compressor.as_mut() else {
+        let Some(c) = slot.as_mut() else {
             return false;
         };
-        z.scratch.clear();
-        z.scratch
-            .reserve(zstd::zstd_safe::compress_bound(body.len()));
-        match c.compress_to_buffer(body, &mut z.scratch) {
+        scratch.clear();
+        scratch.reserve(zstd::zstd_safe::compress_bound(body.len()));
+        match c.compress_to_buffer(body, scratch) {
             Ok(n) if n < body.len() => {
-                out.extend_from_slice(&z.scratch[..n]);
+                out.extend_from_slice(scratch.get(..n).unwrap_or_default());
                 true
             }
             _ => false,
@@ -192,10 +237,22 @@ fn zstd_decompress(src: &[u8], len: usize, out: &mut Vec<u8>) -> Result<(), Chun
 }
 
 /// Appends the value stream for `samples` in encoding `enc`; false (with
-/// `body` unchanged) when `enc` cannot represent them.
-fn encode_values_as(samples: &[Sample], enc: ValueEncoding, body: &mut Vec<u8>) -> bool {
+/// `body` unchanged) when `enc` cannot represent them. `exponent` caches
+/// [`decimal::find_exponent`] across calls for the same samples.
+fn encode_values_as(
+    samples: &[Sample],
+    enc: ValueEncoding,
+    exponent: &mut Option<Option<u8>>,
+    body: &mut Vec<u8>,
+) -> bool {
+    if let Some((order, runs)) = enc.decimal_params() {
+        let Some(e) = *exponent.get_or_insert_with(|| decimal::find_exponent(samples)) else {
+            return false;
+        };
+        decimal::encode(samples, e, order, runs, body);
+        return true;
+    }
     match enc {
-        ValueEncoding::Gorilla => gorilla::encode(samples, body),
         ValueEncoding::Constant => {
             let Some(first) = samples.first() else {
                 return true;
@@ -206,17 +263,7 @@ fn encode_values_as(samples: &[Sample], enc: ValueEncoding, body: &mut Vec<u8>) 
             }
             body.extend_from_slice(&bits.to_le_bytes());
         }
-        ValueEncoding::DecimalDelta | ValueEncoding::DecimalDeltaOfDelta => {
-            let Some(e) = decimal::find_exponent(samples) else {
-                return false;
-            };
-            let order = if enc == ValueEncoding::DecimalDelta {
-                DecimalOrder::Delta
-            } else {
-                DecimalOrder::DeltaOfDelta
-            };
-            decimal::encode(samples, e, order, body);
-        }
+        _ => gorilla::encode(samples, body),
     }
     true
 }
@@ -267,13 +314,14 @@ pub(crate) fn encode_chunk_with(
     // compress badly).
     let mut best: Option<Body> = None;
     let mut constant = false;
+    let mut exponent = None;
     for &enc in candidates {
         if enc == ValueEncoding::Gorilla && constant {
             continue; // never smaller than storing the value once
         }
         let mut body = Vec::with_capacity(ts.len() + samples.len() * 2 + 16);
         body.extend_from_slice(&ts);
-        if !encode_values_as(samples, enc, &mut body) {
+        if !encode_values_as(samples, enc, &mut exponent, &mut body) {
             continue;
         }
         constant |= enc == ValueEncoding::Constant;
@@ -285,9 +333,10 @@ pub(crate) fn encode_chunk_with(
             best = Some(cand);
         }
     }
-    let Some(body) = best else {
+    let Some(mut body) = best else {
         return false;
     };
+    body.recompress();
 
     let start = out.len();
     out.push(FORMAT_VERSION);
@@ -299,9 +348,9 @@ pub(crate) fn encode_chunk_with(
         put_uvarint(out, last.ts.wrapping_sub(first.ts) as u64);
     }
     if body.compression == Compression::Zstd {
-        put_uvarint(out, body.raw_len as u64);
+        put_uvarint(out, body.raw.len() as u64);
     }
-    out.extend_from_slice(&body.payload);
+    out.extend_from_slice(body.payload());
     let crc = crc32fast::hash(out.get(start..).unwrap_or_default());
     out.extend_from_slice(&crc.to_le_bytes());
     true
@@ -311,41 +360,57 @@ pub(crate) fn encode_chunk_with(
 struct Body {
     encoding: ValueEncoding,
     compression: Compression,
-    /// Uncompressed length.
-    raw_len: usize,
-    /// The bytes to store (compressed when `compression` says so).
-    payload: Vec<u8>,
+    raw: Vec<u8>,
+    /// The zstd frame when `compression` is `Zstd`.
+    compressed: Vec<u8>,
 }
 
 impl Body {
-    /// Compresses `raw` when allowed, large enough, and zstd wins even after
-    /// paying for the raw-length varint.
+    /// Compresses `raw` at the probe level when allowed, large enough, and
+    /// zstd wins even after paying for the raw-length varint.
     fn seal(raw: Vec<u8>, encoding: ValueEncoding, allow_zstd: bool) -> Self {
-        let raw_len = raw.len();
-        if allow_zstd && raw_len > ZSTD_MIN_BODY {
-            let mut z = Vec::new();
-            if zstd_compress(&raw, &mut z) && z.len() + uvarint_len(raw_len as u64) < raw_len {
-                return Body {
-                    encoding,
-                    compression: Compression::Zstd,
-                    raw_len,
-                    payload: z,
-                };
-            }
-        }
-        Body {
+        let mut body = Body {
             encoding,
             compression: Compression::None,
-            raw_len,
-            payload: raw,
+            raw,
+            compressed: Vec::new(),
+        };
+        if allow_zstd && body.raw.len() > ZSTD_MIN_BODY {
+            let mut z = Vec::new();
+            if zstd_compress(&body.raw, ZSTD_PROBE_LEVEL, &mut z)
+                && z.len() + uvarint_len(body.raw.len() as u64) < body.raw.len()
+            {
+                body.compression = Compression::Zstd;
+                body.compressed = z;
+            }
+        }
+        body
+    }
+
+    /// Recompresses a compressed body at the final level, if that is smaller.
+    fn recompress(&mut self) {
+        if self.compression != Compression::Zstd || ZSTD_LEVEL == ZSTD_PROBE_LEVEL {
+            return;
+        }
+        let mut z = Vec::new();
+        if zstd_compress(&self.raw, ZSTD_LEVEL, &mut z) && z.len() < self.compressed.len() {
+            self.compressed = z;
+        }
+    }
+
+    /// The bytes to store after the header.
+    fn payload(&self) -> &[u8] {
+        match self.compression {
+            Compression::None => &self.raw,
+            Compression::Zstd => &self.compressed,
         }
     }
 
     /// Bytes this body takes in the chunk, including the raw-length varint.
     fn stored_len(&self) -> usize {
         match self.compression {
-            Compression::None => self.payload.len(),
-            Compression::Zstd => self.payload.len() + uvarint_len(self.raw_len as u64),
+            Compression::None => self.raw.len(),
+            Compression::Zstd => self.compressed.len() + uvarint_len(self.raw.len() as u64),
         }
     }
 }
@@ -492,9 +557,13 @@ fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<ChunkHeader, Chunk
     let values = out.get_mut(start..).unwrap_or_default();
     match h.encoding {
         ValueEncoding::Gorilla => gorilla::decode(&mut d, values),
-        ValueEncoding::DecimalDelta => decimal::decode(&mut d, DecimalOrder::Delta, values),
-        ValueEncoding::DecimalDeltaOfDelta => {
-            decimal::decode(&mut d, DecimalOrder::DeltaOfDelta, values)
+        ValueEncoding::DecimalDelta
+        | ValueEncoding::DecimalDeltaOfDelta
+        | ValueEncoding::DecimalDeltaFlat
+        | ValueEncoding::DecimalDeltaOfDeltaFlat => {
+            if let Some((order, runs)) = h.encoding.decimal_params() {
+                decimal::decode(&mut d, order, runs, values);
+            }
         }
         ValueEncoding::Constant => {
             if !values.is_empty() {
@@ -919,7 +988,7 @@ mod tests {
                 .or_default()
                 .push(Sample::new(ts, value));
         }
-        let mut by_metric: BTreeMap<String, (usize, usize, [usize; 5])> = BTreeMap::new();
+        let mut by_metric: BTreeMap<String, (usize, usize, [usize; 7])> = BTreeMap::new();
         let (mut bytes, mut samples) = (0usize, 0usize);
         let mut chunk = Vec::new();
         for (key, s) in &series {
@@ -938,7 +1007,7 @@ mod tests {
         }
         for (metric, (b, n, encs)) in &by_metric {
             eprintln!(
-                "{metric:45} {:.3} B/sample  encodings(gor,dd,ddod,const) {:?}",
+                "{metric:45} {:.3} B/sample  encodings(gor,dd,ddod,const,ddflat,ddodflat) {:?}",
                 *b as f64 / *n as f64,
                 &encs[1..]
             );
@@ -985,6 +1054,18 @@ mod tests {
             &chunk(
                 &at_10s(&linear),
                 Some(ValueEncoding::DecimalDeltaOfDelta),
+                false,
+            ),
+        );
+        write(
+            "decimal_delta_flat.chunk",
+            &chunk(&percent, Some(ValueEncoding::DecimalDeltaFlat), false),
+        );
+        write(
+            "decimal_dod_flat.chunk",
+            &chunk(
+                &at_10s(&linear),
+                Some(ValueEncoding::DecimalDeltaOfDeltaFlat),
                 false,
             ),
         );

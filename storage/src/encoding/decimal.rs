@@ -7,7 +7,8 @@
 //! Stream: exponent `e` (one byte, `0..=MAX_EXPONENT`), `zigzag(m_0)` as a
 //! varint, then `count - 1` differences (first-order deltas for
 //! [`DecimalOrder::Delta`], deltas-of-deltas for [`DecimalOrder::DeltaOfDelta`],
-//! both against a previous of 0 for the first).
+//! both against a previous of 0 for the first), with zero runs collapsed or
+//! flat ([`ZeroRuns`]).
 //!
 //! Invariants:
 //! - Decoding is `(m as f64) / 10^e` (one correctly rounded division, the same
@@ -18,7 +19,7 @@
 //! - Integer arithmetic wraps, so any `i64` sequence round-trips.
 
 use super::decbuf::Decbuf;
-use super::diffs::{DiffReader, DiffWriter};
+use super::diffs::{DiffReader, DiffWriter, ZeroRuns};
 use super::error::ChunkError;
 use super::varint::put_varint;
 use crate::types::Sample;
@@ -78,7 +79,13 @@ pub(crate) fn find_exponent(samples: &[Sample]) -> Option<u8> {
 
 /// Appends the stream for `samples` at exponent `e`, which must come from
 /// [`find_exponent`] on the same samples.
-pub(crate) fn encode(samples: &[Sample], e: u8, order: DecimalOrder, out: &mut Vec<u8>) {
+pub(crate) fn encode(
+    samples: &[Sample],
+    e: u8,
+    order: DecimalOrder,
+    runs: ZeroRuns,
+    out: &mut Vec<u8>,
+) {
     let Some((first, rest)) = samples.split_first() else {
         return;
     };
@@ -87,7 +94,7 @@ pub(crate) fn encode(samples: &[Sample], e: u8, order: DecimalOrder, out: &mut V
     out.push(e);
     let mut prev = scale(first.value);
     put_varint(out, prev);
-    let mut w = DiffWriter::new(out);
+    let mut w = DiffWriter::new(out, runs);
     let mut prev_delta = 0i64;
     for s in rest {
         let m = scale(s.value);
@@ -104,7 +111,7 @@ pub(crate) fn encode(samples: &[Sample], e: u8, order: DecimalOrder, out: &mut V
 }
 
 /// Decodes one value per element of `out`.
-pub(crate) fn decode(d: &mut Decbuf<'_>, order: DecimalOrder, out: &mut [Sample]) {
+pub(crate) fn decode(d: &mut Decbuf<'_>, order: DecimalOrder, runs: ZeroRuns, out: &mut [Sample]) {
     if out.is_empty() {
         return;
     }
@@ -116,7 +123,7 @@ pub(crate) fn decode(d: &mut Decbuf<'_>, order: DecimalOrder, out: &mut [Sample]
     let p = pow10(e);
     let mut m = d.varint();
     let mut delta = 0i64;
-    let mut r = DiffReader::new(out.len() as u64 - 1);
+    let mut r = DiffReader::new(out.len() as u64 - 1, runs);
     let mut samples = out.iter_mut();
     if let Some(s) = samples.next() {
         s.value = m as f64 / p;
@@ -156,17 +163,22 @@ mod tests {
     fn roundtrip(values: &[f64], order: DecimalOrder) -> Option<usize> {
         let s = samples(values);
         let e = find_exponent(&s)?;
-        let mut out = Vec::new();
-        encode(&s, e, order, &mut out);
-        let mut d = Decbuf::new(&out, 0, Section::Values);
-        let mut got = samples(&vec![0.0; values.len()]);
-        decode(&mut d, order, &mut got);
-        d.expect_end();
-        d.finish().unwrap();
-        for (a, b) in s.iter().zip(&got) {
-            assert!(a.bit_eq(b), "{a:?} != {b:?} at e={e}");
+        let mut len = 0;
+        for runs in [ZeroRuns::Flat, ZeroRuns::Collapse] {
+            let mut out = Vec::new();
+            encode(&s, e, order, runs, &mut out);
+            let mut d = Decbuf::new(&out, 0, Section::Values);
+            let mut got = samples(&vec![0.0; values.len()]);
+            decode(&mut d, order, runs, &mut got);
+            d.expect_end();
+            d.finish().unwrap();
+            for (a, b) in s.iter().zip(&got) {
+                assert!(a.bit_eq(b), "{a:?} != {b:?} at e={e}");
+            }
+            len = out.len();
         }
-        Some(out.len())
+        // The collapsed stream's length.
+        Some(len)
     }
 
     #[test]

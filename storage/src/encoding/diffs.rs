@@ -10,6 +10,11 @@
 //! A 10 s exact-interval timestamp column of any length is therefore one
 //! token for the first delta plus about three bytes for the zero run.
 //!
+//! [`ZeroRuns::Flat`] streams skip the run collapsing: every difference is
+//! its own varint, 0 included. Under zstd that is often smaller (zstd codes a
+//! repeated `0x00` in under a bit, while run lengths are high-entropy), so the
+//! decimal encodings come in both flavours.
+//!
 //! Invariants: the reader is told how many differences to expect and rejects
 //! a run that overruns them; it never allocates.
 
@@ -17,20 +22,34 @@ use super::decbuf::Decbuf;
 use super::error::ChunkError;
 use super::varint::{put_uvarint, unzigzag, zigzag};
 
+/// Whether runs of zero differences are collapsed into one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ZeroRuns {
+    /// `0x00` + varint `r` stands for `r + 1` zeros.
+    Collapse,
+    /// Every zero is a plain `0x00`.
+    Flat,
+}
+
 /// Appends differences to a byte buffer.
 pub(crate) struct DiffWriter<'a> {
     out: &'a mut Vec<u8>,
     zeros: u64,
+    runs: ZeroRuns,
 }
 
 impl<'a> DiffWriter<'a> {
-    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
-        Self { out, zeros: 0 }
+    pub(crate) fn new(out: &'a mut Vec<u8>, runs: ZeroRuns) -> Self {
+        Self {
+            out,
+            zeros: 0,
+            runs,
+        }
     }
 
     #[inline]
     pub(crate) fn push(&mut self, d: i64) {
-        if d == 0 {
+        if d == 0 && self.runs == ZeroRuns::Collapse {
             self.zeros += 1;
         } else {
             self.flush_zeros();
@@ -56,13 +75,15 @@ impl<'a> DiffWriter<'a> {
 pub(crate) struct DiffReader {
     zeros_left: u64,
     remaining: u64,
+    runs: ZeroRuns,
 }
 
 impl DiffReader {
-    pub(crate) fn new(count: u64) -> Self {
+    pub(crate) fn new(count: u64, runs: ZeroRuns) -> Self {
         Self {
             zeros_left: 0,
             remaining: count,
+            runs,
         }
     }
 
@@ -77,7 +98,7 @@ impl DiffReader {
             return 0;
         }
         let u = d.uvarint();
-        if u != 0 {
+        if u != 0 || self.runs == ZeroRuns::Flat {
             return unzigzag(u);
         }
         let run = d.uvarint();
@@ -104,8 +125,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn encode(ds: &[i64]) -> Vec<u8> {
+        encode_with(ds, ZeroRuns::Collapse)
+    }
+
+    fn encode_with(ds: &[i64], runs: ZeroRuns) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut w = DiffWriter::new(&mut out);
+        let mut w = DiffWriter::new(&mut out, runs);
         for &d in ds {
             w.push(d);
         }
@@ -118,13 +143,17 @@ mod tests {
         let out = encode(&[5, 0, 0, 0, 0, -1, 0]);
         assert_eq!(out, vec![10, 0, 3, 1, 0, 0]);
         assert_eq!(encode(&vec![0; 4000]).len(), 3);
+        assert_eq!(
+            encode_with(&[5, 0, 0, -1], ZeroRuns::Flat),
+            vec![10, 0, 0, 1]
+        );
     }
 
     #[test]
     fn overlong_run_is_rejected() {
         let bytes = [0u8, 5];
         let mut d = Decbuf::new(&bytes, 0, Section::Values);
-        let mut r = DiffReader::new(3);
+        let mut r = DiffReader::new(3, ZeroRuns::Collapse);
         for _ in 0..3 {
             r.next(&mut d);
         }
@@ -142,14 +171,16 @@ mod tests {
         #[test]
         fn diffs_roundtrip(ds in proptest::collection::vec(
             prop_oneof![Just(0i64), -3i64..3, any::<i64>()], 0..300)) {
-            let out = encode(&ds);
-            let mut d = Decbuf::new(&out, 0, Section::Values);
-            let mut r = DiffReader::new(ds.len() as u64);
-            for &want in &ds {
-                prop_assert_eq!(r.next(&mut d), want);
+            for runs in [ZeroRuns::Collapse, ZeroRuns::Flat] {
+                let out = encode_with(&ds, runs);
+                let mut d = Decbuf::new(&out, 0, Section::Values);
+                let mut r = DiffReader::new(ds.len() as u64, runs);
+                for &want in &ds {
+                    prop_assert_eq!(r.next(&mut d), want);
+                }
+                d.expect_end();
+                prop_assert!(d.finish().is_ok());
             }
-            d.expect_end();
-            prop_assert!(d.finish().is_ok());
         }
     }
 }

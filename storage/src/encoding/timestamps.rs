@@ -12,7 +12,7 @@
 //!   so every decoded chunk satisfies `encode_chunk`'s precondition.
 
 use super::decbuf::Decbuf;
-use super::diffs::{DiffReader, DiffWriter};
+use super::diffs::{DiffReader, DiffWriter, ZeroRuns};
 use super::error::ChunkError;
 use crate::types::Sample;
 
@@ -21,7 +21,7 @@ pub(crate) fn encode(samples: &[Sample], out: &mut Vec<u8>) {
     let Some((first, rest)) = samples.split_first() else {
         return;
     };
-    let mut w = DiffWriter::new(out);
+    let mut w = DiffWriter::new(out, ZeroRuns::Collapse);
     let mut prev = first.ts;
     let mut prev_delta = 0i64;
     for s in rest {
@@ -43,7 +43,7 @@ pub(crate) fn decode(d: &mut Decbuf<'_>, count: u32, min_ts: i64, out: &mut Vec<
     let mut ts = min_ts;
     out.push(Sample::new(ts, 0.0));
     let mut delta = 0i64;
-    let mut r = DiffReader::new(u64::from(count - 1));
+    let mut r = DiffReader::new(u64::from(count - 1), ZeroRuns::Collapse);
     for index in 1..count {
         delta = delta.wrapping_add(r.next(d));
         let next = ts.wrapping_add(delta);
