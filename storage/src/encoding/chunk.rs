@@ -49,11 +49,11 @@ const ZSTD_MIN_BODY: usize = 64;
 const ZSTD_LEVEL: i32 = 19;
 
 /// zstd level used to compare candidate encodings (up to six per chunk);
-/// only the winner is recompressed at [`ZSTD_LEVEL`] when the two differ.
-/// Ranking at a fast level picks worse winners: on the peers dataset a probe
-/// at 3 gave 0.471 B/sample, at 9 0.470, at 19 0.4685, so we pay for 19
-/// (see `encode_chunk`'s throughput in `benches/encoding.rs`).
-const ZSTD_PROBE_LEVEL: i32 = 19;
+/// only the winner is recompressed at [`ZSTD_LEVEL`]. On the peers dataset,
+/// ranking at 3 gave 0.471 B/sample, at 9 0.470, at 19 0.4685; ranking at 19
+/// made `encode_chunk` 3-5x slower (0.3-0.6 M samples/s, `benches/encoding.rs`)
+/// than at 9 (1.7-2.4 M samples/s).
+const ZSTD_PROBE_LEVEL: i32 = 9;
 
 /// Trailing CRC32.
 const CRC_LEN: usize = 4;
@@ -684,8 +684,15 @@ mod tests {
                 for zstd in [false, true] {
                     if let Some(c) = roundtrip_with(&samples, Some(enc), zstd) {
                         written += 1;
+                        // Candidates are ranked at the probe level, so the
+                        // pick can lose to a forced encoding by a hair.
                         if zstd {
-                            assert!(auto.len() <= c.len(), "{name}: auto larger than {enc:?}");
+                            assert!(
+                                auto.len() <= c.len() + c.len() / 50 + 8,
+                                "{name}: auto {} much larger than {enc:?} {}",
+                                auto.len(),
+                                c.len()
+                            );
                         }
                     }
                 }
