@@ -1,5 +1,5 @@
 //! The `tidemark` command line: argument definitions and one module per
-//! subcommand (`import`, `bench`), plus `rss` for process memory figures.
+//! subcommand (`import`, `bench`, `inspect`), plus `rss` for process memory figures.
 //!
 //! Invariants: this is glue. Subcommands parse and validate arguments with
 //! clap, call the library (`ingest`, `tidemark_storage`) and print; errors
@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod import;
+pub mod inspect;
 pub mod rss;
 
 /// Tidemark: embedded time-series engine and local monitor.
@@ -27,6 +28,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Measure in-process ingest on synthetic data.
     Bench(bench::BenchArgs),
+    /// Show what a data directory holds: partitions, samples, bytes/sample.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Runs the parsed command.
@@ -34,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
     }
 }
 

@@ -26,7 +26,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::error::{AppendError, Error};
 use crate::head::{Head, dedup_keep_last};
 use crate::index::{Index, MetricMetadata};
-use crate::partition::{Partitions, PendingChunk, encode_for_partitions, sync_dir};
+use crate::partition::{PartitionInfo, Partitions, PendingChunk, encode_for_partitions, sync_dir};
 use crate::shard::{Entry, Msg, ShardStats, Writer, WriterConfig};
 use crate::ticket::{Ticket, TicketState};
 use crate::types::{Labels, Matcher, Sample, SeriesId, Timestamp};
@@ -444,6 +444,13 @@ impl Db {
     /// Returns the number of partitions rewritten.
     pub fn compact(&self) -> Result<usize, Error> {
         self.shared.parts.compact(Timestamp::MAX)
+    }
+
+    /// Scans every partition's chunk headers: per-partition file size,
+    /// chunk bytes, series and samples (for `tidemark inspect`). Reads the
+    /// whole catalog of chunks, so it costs a full key scan.
+    pub fn inspect(&self) -> Result<Vec<PartitionInfo>, Error> {
+        self.shared.parts.inspect()
     }
 
     /// Size and activity figures.

@@ -27,6 +27,8 @@ pub enum Error {
     Wal(#[from] crate::wal::WalError),
     #[error("{}: corrupt index entry for series {id}", path.display())]
     CorruptIndex { path: PathBuf, id: u64 },
+    #[error("{}: corrupt file: {reason}", path.display())]
+    CorruptFile { path: PathBuf, reason: String },
     #[error("the database is closed")]
     Closed,
     #[error("a writer thread stopped: {0}")]

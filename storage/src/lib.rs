@@ -20,6 +20,7 @@ pub mod wal;
 pub use db::{Db, DbStats, Options, WriteBatch};
 pub use error::{AppendError, Error};
 pub use index::MetricMetadata;
+pub use partition::PartitionInfo;
 pub use ticket::{AppendOutcome, Ticket};
 pub use types::{Label, Labels, MatchOp, Matcher, MatcherError, Sample, SeriesId, Timestamp};
 pub use wal::{FsyncMode, WalOptions};

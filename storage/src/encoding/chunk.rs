@@ -278,7 +278,23 @@ fn encode_values_as(
 /// timestamps do not strictly increase: both are caller bugs, and writing such
 /// a chunk would only move the failure to read time.
 pub fn encode_chunk(samples: &[Sample], out: &mut Vec<u8>) {
-    let written = encode_chunk_with(samples, None, true, out);
+    encode_chunk_with(samples, Effort::Best, out);
+}
+
+/// How hard [`encode_chunk_with`] works for a smaller chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effort {
+    /// Smallest raw encoding, no zstd: for head flushes, which must keep up
+    /// with ingest (compaction re-encodes these chunks later).
+    Fast,
+    /// Every encoding through zstd, winner recompressed at the final level:
+    /// for compaction's sealed blocks.
+    Best,
+}
+
+/// [`encode_chunk`] at the given effort. Same preconditions and panics.
+pub fn encode_chunk_with(samples: &[Sample], effort: Effort, out: &mut Vec<u8>) {
+    let written = encode_chunk_forced(samples, None, effort == Effort::Best, out);
     debug_assert!(written);
 }
 
@@ -286,7 +302,7 @@ pub fn encode_chunk(samples: &[Sample], out: &mut Vec<u8>) {
 /// or not; false, with `out` unchanged, when the forced encoding cannot
 /// represent the samples. For tests and tools that must reach every
 /// encoding.
-pub(crate) fn encode_chunk_with(
+pub(crate) fn encode_chunk_forced(
     samples: &[Sample],
     force: Option<ValueEncoding>,
     allow_zstd: bool,
@@ -336,7 +352,9 @@ pub(crate) fn encode_chunk_with(
     let Some(mut body) = best else {
         return false;
     };
-    body.recompress();
+    if allow_zstd {
+        body.recompress();
+    }
 
     let start = out.len();
     out.push(FORMAT_VERSION);
@@ -601,7 +619,7 @@ mod tests {
         zstd: bool,
     ) -> Option<Vec<u8>> {
         let mut bytes = vec![0xAA; 3];
-        if !encode_chunk_with(samples, force, zstd, &mut bytes) {
+        if !encode_chunk_forced(samples, force, zstd, &mut bytes) {
             assert_eq!(bytes, vec![0xAA; 3], "a refused encoding must not write");
             return None;
         }
@@ -752,7 +770,7 @@ mod tests {
             for enc in ValueEncoding::ALL {
                 for zstd in [false, true] {
                     let mut c = Vec::new();
-                    if encode_chunk_with(&samples, Some(enc), zstd, &mut c) {
+                    if encode_chunk_forced(&samples, Some(enc), zstd, &mut c) {
                         chunks.push(c);
                     }
                 }
@@ -810,7 +828,7 @@ mod tests {
             let samples = &samples[..samples.len().min(40)];
             for enc in ValueEncoding::ALL {
                 let mut c = Vec::new();
-                if encode_chunk_with(samples, Some(enc), false, &mut c) {
+                if encode_chunk_forced(samples, Some(enc), false, &mut c) {
                     chunks.push(c);
                 }
             }
@@ -1037,7 +1055,7 @@ mod tests {
         let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
         let chunk = |s: &[Sample], enc: Option<ValueEncoding>, zstd: bool| {
             let mut c = Vec::new();
-            assert!(encode_chunk_with(s, enc, zstd, &mut c));
+            assert!(encode_chunk_forced(s, enc, zstd, &mut c));
             c
         };
         let specials = suite_inputs()

@@ -28,8 +28,8 @@ mod timestamps;
 mod varint;
 
 pub use chunk::{
-    ChunkHeader, Compression, FORMAT_VERSION, MAX_CHUNK_SAMPLES, ValueEncoding, decode_chunk,
-    encode_chunk, read_chunk_header,
+    ChunkHeader, Compression, Effort, FORMAT_VERSION, MAX_CHUNK_SAMPLES, ValueEncoding,
+    decode_chunk, encode_chunk, encode_chunk_with, read_chunk_header,
 };
 pub use error::{ChunkError, Section};
 pub use head_chunk::{HeadChunk, HeadChunkIter};
