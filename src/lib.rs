@@ -9,3 +9,9 @@
 
 pub mod cli;
 pub mod ingest;
+
+/// The README's Rust examples, compiled and run as doc tests so the
+/// embedding quickstart cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
