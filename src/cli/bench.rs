@@ -10,7 +10,9 @@
 //! - Each producer thread owns a disjoint slice of the series, so every
 //!   series' samples arrive in time order.
 //! - Append latency is one batch's `submit` → `wait` return, recorded in a
-//!   per-producer hdrhistogram (µs) and merged at the end.
+//!   per-producer hdrhistogram (µs) and merged at the end. Each producer
+//!   keeps up to `--inflight` batches unacknowledged, like a pipelining
+//!   client; `--inflight 1` measures a strictly synchronous producer.
 //! - Memory per series = (VmRSS right after the last acknowledgement −
 //!   VmRSS after opening the database and before resolving any series) /
 //!   series. It includes the index entry, the head chunks holding the
@@ -67,6 +69,10 @@ pub struct BenchArgs {
     pub batch: usize,
     #[arg(long, value_enum, default_value = "batch")]
     pub fsync: FsyncArg,
+    /// Batches each producer keeps submitted but unacknowledged (pipelining;
+    /// 1 = wait for every batch before the next)
+    #[arg(long, default_value_t = 4)]
+    pub inflight: usize,
     /// Print one JSON object instead of text (no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -95,6 +101,11 @@ pub struct BenchReport {
     pub fsync: String,
     pub ingest_secs: f64,
     pub resolve_secs: f64,
+    /// Head chunk bytes per series as the engine accounts them (the
+    /// series' unflushed samples, before the final flush).
+    pub head_bytes_per_series: f64,
+    /// In-memory index bytes per series (labels, lookup, postings).
+    pub index_bytes_per_series: f64,
     pub flush_compact_secs: f64,
     pub disk_bytes: u64,
     /// Samples storage refused (should be 0).
@@ -126,10 +137,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let baseline_rss = rss::mem_status().rss_bytes;
 
     let resolve_start = Instant::now();
-    let ids = (0..args.series)
-        .map(|i| db.resolve(&series_labels(i)))
-        .collect::<Result<Vec<SeriesId>, _>>()
-        .context("creating series")?;
+    // Created in batches, one index commit each, like an importer would.
+    let mut ids: Vec<SeriesId> = Vec::with_capacity(args.series);
+    for first in (0..args.series).step_by(10_000) {
+        let labels: Vec<Labels> = (first..args.series.min(first + 10_000))
+            .map(series_labels)
+            .collect();
+        ids.extend(db.resolve_many(&labels).context("creating series")?);
+    }
     let resolve_secs = resolve_start.elapsed().as_secs_f64();
 
     let total = (args.series * args.samples_per_series) as u64;
@@ -161,6 +176,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                         first,
                         args.samples_per_series,
                         args.batch,
+                        args.inflight.max(1),
                         start_ts,
                         &bar,
                     )
@@ -186,6 +202,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         batches += r.batches;
     }
 
+    // The engine's own accounting, before the flush empties the head.
+    let before_flush = db.stats();
     let fc_start = Instant::now();
     db.flush().context("flushing the head")?;
     db.compact().context("compacting partitions")?;
@@ -216,6 +234,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         flush_compact_secs,
         disk_bytes: stats.disk_bytes,
         storage_rejected_samples: rejected,
+        head_bytes_per_series: ratio(before_flush.head_bytes as u64, args.series as u64),
+        index_bytes_per_series: ratio(before_flush.index_memory_bytes as u64, args.series as u64),
     };
     print_report(&report, args.json)
 }
@@ -252,6 +272,11 @@ fn print_report(r: &BenchReport, json: bool) -> anyhow::Result<()> {
             "memory per active series: {b:.0} bytes (RSS growth during ingest / series)"
         )?;
     }
+    writeln!(
+        out,
+        "engine accounting per series: head {:.0} bytes, index {:.0} bytes",
+        r.head_bytes_per_series, r.index_bytes_per_series
+    )?;
     if r.storage_rejected_samples > 0 {
         writeln!(
             out,
@@ -309,6 +334,7 @@ fn produce(
     first_index: usize,
     samples_per_series: usize,
     batch_size: usize,
+    inflight: usize,
     start_ts: i64,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<ProducerResult> {
@@ -323,21 +349,34 @@ fn produce(
         rejected: 0,
         batches: 0,
     };
-    let send = |batch: &mut WriteBatch, res: &mut ProducerResult| -> anyhow::Result<()> {
+    // Batches submitted and not yet acknowledged, with their submit time.
+    let mut pending: std::collections::VecDeque<(Instant, usize, tidemark_storage::Ticket)> =
+        std::collections::VecDeque::with_capacity(inflight);
+    let wait_oldest =
+        |pending: &mut std::collections::VecDeque<(Instant, usize, tidemark_storage::Ticket)>,
+         res: &mut ProducerResult|
+         -> anyhow::Result<()> {
+            let Some((t, n, ticket)) = pending.pop_front() else {
+                return Ok(());
+            };
+            let outcome = ticket.wait().context("writing a batch")?;
+            let us = t.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+            res.latency_us
+                .record(us.max(1))
+                .expect("auto-resizing histogram");
+            res.accepted += outcome.accepted;
+            res.rejected += outcome.rejected();
+            res.batches += 1;
+            bar.inc(n as u64);
+            Ok(())
+        };
+    let mut send = |batch: &mut WriteBatch, res: &mut ProducerResult| -> anyhow::Result<()> {
+        if pending.len() >= inflight {
+            wait_oldest(&mut pending, res)?;
+        }
         let t = Instant::now();
-        let outcome = db
-            .submit(batch)
-            .context("submitting a batch")?
-            .wait()
-            .context("writing a batch")?;
-        let us = t.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
-        res.latency_us
-            .record(us.max(1))
-            .expect("auto-resizing histogram");
-        res.accepted += outcome.accepted;
-        res.rejected += outcome.rejected();
-        res.batches += 1;
-        bar.inc(batch.len() as u64);
+        let ticket = db.submit(batch).context("submitting a batch")?;
+        pending.push_back((t, batch.len(), ticket));
         batch.clear();
         Ok(())
     };
@@ -363,6 +402,9 @@ fn produce(
     }
     if !batch.is_empty() {
         send(&mut batch, &mut res)?;
+    }
+    while !pending.is_empty() {
+        wait_oldest(&mut pending, &mut res)?;
     }
     Ok(res)
 }
