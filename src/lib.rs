@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
 pub mod ingest;
+pub mod server;
 
 /// The README's Rust examples, compiled and run as doc tests so the
 /// embedding quickstart cannot rot.

@@ -170,16 +170,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 let (db, bar) = (&db, bar.clone());
                 let first = p * chunk;
                 s.spawn(move || {
-                    produce(
-                        db,
-                        slice,
-                        first,
-                        args.samples_per_series,
-                        args.batch,
-                        args.inflight.max(1),
+                    let plan = Plan {
+                        samples_per_series: args.samples_per_series,
+                        batch_size: args.batch,
+                        inflight: args.inflight.max(1),
                         start_ts,
-                        &bar,
-                    )
+                    };
+                    produce(db, slice, first, &plan, &bar)
                 })
             })
             .collect();
@@ -328,16 +325,27 @@ impl SplitMix {
     }
 }
 
-fn produce(
-    db: &Db,
-    ids: &[SeriesId],
-    first_index: usize,
+/// What each producer writes.
+struct Plan {
     samples_per_series: usize,
     batch_size: usize,
     inflight: usize,
     start_ts: i64,
+}
+
+fn produce(
+    db: &Db,
+    ids: &[SeriesId],
+    first_index: usize,
+    plan: &Plan,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<ProducerResult> {
+    let &Plan {
+        samples_per_series,
+        batch_size,
+        inflight,
+        start_ts,
+    } = plan;
     let mut rng = SplitMix(first_index as u64);
     let mut values: Vec<f64> = (0..ids.len())
         .map(|_| (rng.unit() * 5000.0).round() / 100.0)

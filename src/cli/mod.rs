@@ -13,6 +13,7 @@ pub mod bench;
 pub mod import;
 pub mod inspect;
 pub mod rss;
+pub mod serve;
 
 /// Tidemark: embedded time-series engine and local monitor.
 #[derive(Debug, Parser)]
@@ -30,6 +31,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Show what a data directory holds: partitions, samples, bytes/sample.
     Inspect(inspect::InspectArgs),
+    /// Run the server: ingest endpoints, Prometheus HTTP API, health.
+    Serve(serve::ServeArgs),
+    /// Print the default configuration file (every option, documented).
+    Config,
 }
 
 /// Runs the parsed command.
@@ -38,6 +43,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Config => {
+            print!("{}", crate::config::DEFAULT_TOML);
+            Ok(())
+        }
     }
 }
 

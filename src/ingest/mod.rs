@@ -20,6 +20,8 @@ use std::fmt;
 
 pub mod lineproto;
 pub mod openmetrics;
+pub mod remote_write;
+pub mod resolver;
 
 /// How many line errors a [`ParseSummary`] keeps verbatim; the rest are only
 /// counted. Enough to show a user what is wrong without letting a garbage

@@ -60,8 +60,12 @@ pub struct Options {
     /// Width of one raw partition. Default 1 day.
     pub partition_duration: Duration,
     /// Closed partitions are compacted into large blocks this often by a
-    /// background thread. Default 10 min; zero disables it.
+    /// background thread, which also applies retention. Default 10 min;
+    /// zero disables both.
     pub compact_interval: Duration,
+    /// Partitions whose window ended longer ago than this are deleted by
+    /// the background thread. `None` (default) keeps everything.
+    pub retention: Option<Duration>,
     pub wal: WalOptions,
 }
 
@@ -79,6 +83,7 @@ impl Default for Options {
             max_head_samples: 16 << 20,
             partition_duration: Duration::from_secs(86_400),
             compact_interval: Duration::from_secs(600),
+            retention: None,
             wal: WalOptions::default(),
         }
     }
@@ -260,6 +265,11 @@ impl Db {
         self.shared.index.lookup(&key)
     }
 
+    /// Number of series in the index (cheap: an atomic load).
+    pub fn series_count(&self) -> usize {
+        self.shared.index.len()
+    }
+
     /// The labels of a series.
     pub fn labels(&self, id: SeriesId) -> Option<Labels> {
         self.shared.index.labels(id)
@@ -438,10 +448,11 @@ impl Db {
         Ok(())
     }
 
-    /// Rewrites closed partitions (whose window ended more than the
-    /// out-of-order window ago) into large sealed blocks. With `all`, every
-    /// partition is compacted, including the current one (for backfills).
-    /// Returns the number of partitions rewritten.
+    /// Folds every partition's flushed chunks into its sealed block file,
+    /// including the current window (for backfills and benchmarks; the
+    /// background thread compacts only closed windows). Call [`Db::flush`]
+    /// first to include the head. Returns the number of partitions
+    /// rewritten.
     pub fn compact(&self) -> Result<usize, Error> {
         self.shared.parts.compact(Timestamp::MAX)
     }
@@ -451,6 +462,13 @@ impl Db {
     /// whole catalog of chunks, so it costs a full key scan.
     pub fn inspect(&self) -> Result<Vec<PartitionInfo>, Error> {
         self.shared.parts.inspect()
+    }
+
+    /// Deletes every partition whose window ended at or before `before`
+    /// (ms); the background thread does this with `Options::retention`.
+    /// Returns the number of partitions deleted.
+    pub fn drop_before(&self, before: Timestamp) -> Result<usize, Error> {
+        self.shared.parts.drop_before(before)
     }
 
     /// Size and activity figures.
@@ -633,6 +651,12 @@ fn spawn_maintenance(
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
+                if let Some(retention) = shared.opts.retention {
+                    let before = now.saturating_sub(retention.as_millis() as i64);
+                    if let Err(e) = shared.parts.drop_before(before) {
+                        tracing::warn!(error = %e, "applying retention failed");
+                    }
+                }
                 let closed_before = now - shared.opts.ooo_window.as_millis() as i64;
                 if let Err(e) = shared.parts.compact(closed_before) {
                     tracing::warn!(error = %e, "background compaction failed");

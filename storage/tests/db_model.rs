@@ -170,3 +170,30 @@ fn labels_matchers_and_unknown_series() {
         .unwrap();
     assert_eq!(db.metadata().unwrap()[0].1.kind, "counter");
 }
+
+#[test]
+fn retention_drops_whole_partitions_and_frees_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), options(1)).unwrap();
+    let id = db.resolve(&Labels::metric("m", [("k", "v")])).unwrap();
+    // 10 s partitions: 5 windows of 100 samples each.
+    let mut batch = WriteBatch::new();
+    for ts in (0..50_000).step_by(100) {
+        batch.push(id, ts, ts as f64);
+    }
+    db.append(&batch).unwrap();
+    db.flush().unwrap();
+    db.compact().unwrap();
+    let before = db.stats();
+    assert_eq!(before.partitions, 5);
+    // Windows ending at or before 20 s go: [0, 10 s) and [10 s, 20 s).
+    assert_eq!(db.drop_before(25_000).unwrap(), 2);
+    let after = db.stats();
+    assert_eq!(after.partitions, 3);
+    assert!(after.partition_bytes < before.partition_bytes);
+    let raw_files = std::fs::read_dir(dir.path().join("raw")).unwrap().count();
+    assert_eq!(raw_files, 3, "expired files are deleted from disk");
+    let got = db.read(&[id], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(got[0].1.first().map(|s| s.ts), Some(20_000));
+    assert_eq!(got[0].1.len(), 300);
+}

@@ -470,6 +470,44 @@ impl Partitions {
         })
     }
 
+    /// Deletes every window that ends at or before `before` (retention):
+    /// whole files go, so the disk space comes back. Readers that already
+    /// hold a window keep reading its unlinked files. Returns how many
+    /// windows were dropped.
+    pub(crate) fn drop_before(&self, before: Timestamp) -> Result<usize, Error> {
+        let expired: Vec<(Timestamp, Arc<Slot>)> = {
+            let mut slots = self.slots.write().expect("partition lock poisoned");
+            // Windows are ordered by start, so the expired ones are a prefix.
+            let keys: Vec<Timestamp> = slots
+                .keys()
+                .take_while(|start| start.saturating_add(self.duration) <= before)
+                .copied()
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| slots.remove(&k).map(|slot| (k, slot)))
+                .collect()
+        };
+        for (start, slot) in &expired {
+            let _w = slot.write.lock().expect("partition lock poisoned");
+            let p = slot
+                .current
+                .read()
+                .expect("partition lock poisoned")
+                .clone();
+            tracing::info!(start, "dropping partition past retention");
+            if let Some(d) = &p.delta {
+                remove(d.path())?;
+            }
+            if let Some(b) = &p.blocks {
+                remove(b.path())?;
+            }
+        }
+        if !expired.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(expired.len())
+    }
+
     /// Bytes of all partition files.
     pub(crate) fn disk_bytes(&self) -> u64 {
         let slots = self.slots.read().expect("partition lock poisoned");

@@ -1,0 +1,100 @@
+//! `tidemark serve`: load the configuration (embedded defaults, then
+//! `--config`, then flags), open the data directory, serve HTTP until
+//! SIGINT/SIGTERM, then drain requests and close the database (flushing
+//! the head so the next start replays nothing).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tidemark_storage::Db;
+
+use crate::config::{Config, duration::parse_duration};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; every option and its default is in
+    /// `src/config/default.toml` (`tidemark config` prints it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides storage.data_dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address (overrides server.listen), e.g. 127.0.0.1:9201.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// How long raw data is kept (overrides storage.retention), e.g. 15d,
+    /// or 100y to keep backfilled history.
+    #[arg(long, value_parser = parse_duration)]
+    pub retention: Option<std::time::Duration>,
+}
+
+impl ServeArgs {
+    /// The effective configuration: file (or embedded defaults) + flags.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let mut cfg = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            cfg.storage.data_dir = d.clone();
+        }
+        if let Some(l) = self.listen {
+            cfg.server.listen = l;
+        }
+        if let Some(r) = self.retention {
+            cfg.storage.retention = r;
+        }
+        Ok(cfg)
+    }
+}
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let cfg = args.resolve()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tidemark-http")
+        .build()
+        .context("starting the tokio runtime")?;
+    let dir = cfg.storage.data_dir.clone();
+    let db = Arc::new(
+        Db::open(&dir, cfg.storage_options())
+            .with_context(|| format!("opening {}", dir.display()))?,
+    );
+    rt.block_on(async {
+        let running = crate::server::start(db.clone(), cfg)
+            .await
+            .context("binding the listen address")?;
+        tracing::info!(addr = %running.addr, data_dir = %dir.display(), "tidemark serving");
+        eprintln!("tidemark listening on http://{}", running.addr);
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining requests");
+        running.shutdown().await.context("serving HTTP")
+    })?;
+    drop(rt);
+    match Arc::try_unwrap(db) {
+        Ok(db) => db.close().context("closing the database")?,
+        // A leaked handle still flushes on drop; nothing else to do.
+        Err(_) => tracing::warn!("database still referenced at shutdown; it flushes on drop"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,233 @@
+//! Typed configuration: a TOML file (every option documented in the
+//! embedded `default.toml`), resolved into [`Config`] with parsed durations
+//! and checked values, plus the flags that override it.
+//!
+//! Invariants:
+//! - `Config::default()` equals the parsed embedded `default.toml` (a test
+//!   holds them together), so the documented defaults are the real ones.
+//! - Unknown keys are errors naming the key: a typo never silently falls
+//!   back to a default.
+
+pub mod duration;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use duration::serde_duration;
+
+/// The documented default configuration, embedded in the binary.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// A configuration file that could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    Always,
+    Batch,
+    Never,
+}
+
+impl From<Fsync> for tidemark_storage::FsyncMode {
+    fn from(f: Fsync) -> Self {
+        match f {
+            Fsync::Always => Self::Always,
+            Fsync::Batch => Self::Batch,
+            Fsync::Never => Self::Never,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub fsync: Fsync,
+    #[serde(with = "serde_duration")]
+    pub retention: Duration,
+    #[serde(with = "serde_duration")]
+    pub ooo_window: Duration,
+    #[serde(with = "serde_duration")]
+    pub flush_interval: Duration,
+    #[serde(with = "serde_duration")]
+    pub partition: Duration,
+    #[serde(with = "serde_duration")]
+    pub compact_interval: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_series: usize,
+    pub max_new_series_per_request: usize,
+    pub query_max_samples: usize,
+    pub query_max_series: usize,
+    #[serde(with = "serde_duration")]
+    pub query_timeout: Duration,
+    pub max_points_per_series: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub write_token: Option<String>,
+    pub read_token: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9201)),
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            fsync: Fsync::Batch,
+            retention: Duration::from_secs(15 * 86_400),
+            ooo_window: Duration::from_secs(600),
+            flush_interval: Duration::from_secs(600),
+            partition: Duration::from_secs(86_400),
+            compact_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_series: 10_000_000,
+            max_new_series_per_request: 100_000,
+            query_max_samples: 50_000_000,
+            query_max_series: 500_000,
+            query_timeout: Duration::from_secs(120),
+            max_points_per_series: 11_000,
+        }
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names it in errors (a path or "default").
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| {
+            Err(ConfigError::Invalid {
+                origin: origin.to_string(),
+                message,
+            })
+        };
+        if self.storage.partition < Duration::from_secs(60) {
+            return bad("storage.partition must be at least 1m".into());
+        }
+        if self.storage.retention.is_zero() {
+            return bad("storage.retention must be positive".into());
+        }
+        if self.server.max_body_bytes == 0 || self.server.max_decompressed_bytes == 0 {
+            return bad("server.max_body_bytes and max_decompressed_bytes must be positive".into());
+        }
+        if self.limits.max_points_per_series == 0 {
+            return bad("limits.max_points_per_series must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Storage options this configuration selects.
+    pub fn storage_options(&self) -> tidemark_storage::Options {
+        let s = &self.storage;
+        tidemark_storage::Options {
+            fsync: s.fsync.into(),
+            ooo_window: s.ooo_window,
+            flush_interval: s.flush_interval,
+            partition_duration: s.partition,
+            compact_interval: s.compact_interval,
+            retention: Some(s.retention),
+            ..tidemark_storage::Options::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_file_is_the_default() {
+        assert_eq!(
+            Config::from_toml(DEFAULT_TOML, "default").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Config::from_toml("[storage]\nretenion = \"1d\"\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("retenion"), "{e}");
+        let e = Config::from_toml("[storage]\nretention = \"1x\"\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("1x"), "{e}");
+        let e = Config::from_toml("[storage]\nfsync = \"sometimes\"\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+        let e = Config::from_toml("[storage]\npartition = \"1s\"\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("storage.partition"), "{e}");
+    }
+
+    #[test]
+    fn partial_files_keep_other_defaults() {
+        let c = Config::from_toml("[server]\nlisten = \"127.0.0.1:1234\"\n", "t").unwrap();
+        assert_eq!(c.server.listen.port(), 1234);
+        assert_eq!(c.storage, StorageConfig::default());
+    }
+}

@@ -1,0 +1,207 @@
+//! Ingest endpoints: Influx line protocol (`/write`, `/api/v2/write`) and
+//! Prometheus remote write 1.0 (`/api/v1/write`).
+//!
+//! Invariants:
+//! - A bad line or series is rejected alone: every valid sample of the
+//!   request is stored, and the response counts accepted and rejected
+//!   samples and names the first problems (line numbers, series labels).
+//! - Success (all stored) is 204. Partial rejection is 400 (clients must
+//!   not retry: the valid part is stored). Backpressure is 429 with
+//!   Retry-After; storage failure is 500 (retryable).
+//! - Responses are sent only after the samples are durable per the fsync
+//!   mode. Parsing and waiting run on the blocking pool, never on the
+//!   async workers.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tidemark_storage::Labels;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ingest::DEFAULT_MAX_ERRORS;
+use crate::ingest::lineproto::{LineParser, Precision};
+use crate::ingest::remote_write;
+use crate::ingest::resolver::{BatchBuilder, RejectedSeries, Resolved};
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct WriteParams {
+    /// `ns` (default), `us`, `ms`, `s` (and 1.x's `n`, `u`).
+    precision: Option<String>,
+}
+
+/// `POST /write` and `POST /api/v2/write`.
+pub(super) async fn line_protocol(
+    State(st): State<Arc<AppState>>,
+    Query(params): Query<WriteParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let precision = match params.precision.as_deref() {
+        None | Some("") => Precision::Nanoseconds,
+        Some(p) => p.parse::<Precision>().map_err(|_| {
+            ApiError::bad_data(format!("invalid precision {p:?}: expected ns, us, ms or s"))
+        })?,
+    };
+    let body = decode_body(&headers, body, st.cfg.server.max_decompressed_bytes)?;
+    blocking(move || ingest_lines(&st, &body, precision)).await
+}
+
+fn ingest_lines(st: &AppState, body: &[u8], precision: Precision) -> Result<Response, ApiError> {
+    let mut parser = LineParser::new(precision).with_max_errors(DEFAULT_MAX_ERRORS);
+    let mut builder = BatchBuilder::new(&st.cache);
+    let now = super::now_ms();
+    let mut key = Vec::with_capacity(256);
+    let summary = parser.parse(body, 1, |p| {
+        let ts = p.timestamp_ms.unwrap_or(now);
+        for (field, value) in p.fields() {
+            key.clear();
+            key.extend_from_slice(p.series_key().as_bytes());
+            key.push(0xff);
+            key.extend_from_slice(field.raw().as_bytes());
+            builder.push(&key, ts, value, || {
+                let mut name = String::new();
+                p.metric_name_into(&field, &mut name);
+                Labels::metric(
+                    &name,
+                    p.tags()
+                        .map(|(k, v)| (k.unescape().into_owned(), v.unescape().into_owned())),
+                )
+            });
+        }
+    });
+    let resolved = builder.finish(&st.db, st.series_limits())?;
+    let line_errors: Vec<String> = summary.errors.iter().map(|e| e.to_string()).collect();
+    store(st, resolved, summary.rejected_lines, line_errors)
+}
+
+/// `POST /api/v1/write`: snappy-compressed protobuf `WriteRequest`.
+pub(super) async fn remote_write(
+    State(st): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    blocking(move || {
+        let req = remote_write::decode(&body, st.cfg.server.max_decompressed_bytes)
+            .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        for m in &req.metadata {
+            st.db
+                .set_metadata(&m.metric_family_name, m.kind(), &m.help, &m.unit)?;
+        }
+        let mut builder = BatchBuilder::new(&st.cache);
+        let mut key = Vec::with_capacity(256);
+        let mut invalid: Vec<String> = Vec::new();
+        let mut invalid_samples = 0u64;
+        for ts in &req.timeseries {
+            let labels = match remote_write::series_labels(&ts.labels) {
+                Ok(l) => l,
+                Err(reason) => {
+                    invalid_samples += ts.samples.len() as u64;
+                    if invalid.len() < DEFAULT_MAX_ERRORS {
+                        let spelled: Vec<String> = ts
+                            .labels
+                            .iter()
+                            .map(|l| format!("{}={:?}", l.name, l.value))
+                            .collect();
+                        invalid.push(format!("series {{{}}}: {reason}", spelled.join(", ")));
+                    }
+                    continue;
+                }
+            };
+            remote_write::series_key(&ts.labels, &mut key);
+            let mut labels = Some(labels);
+            for s in &ts.samples {
+                builder.push(&key, s.timestamp, s.value, || {
+                    labels.take().unwrap_or_default()
+                });
+            }
+        }
+        let mut resolved = builder.finish(&st.db, st.series_limits())?;
+        resolved.rejected_samples += invalid_samples;
+        store(st.as_ref(), resolved, 0, invalid)
+    })
+    .await
+}
+
+/// Appends the batch and builds the response.
+fn store(
+    st: &AppState,
+    resolved: Resolved,
+    rejected_lines: u64,
+    mut problems: Vec<String>,
+) -> Result<Response, ApiError> {
+    let outcome = st.db.append(&resolved.batch)?;
+    let rejected_samples = resolved.rejected_samples + outcome.rejected();
+    problems.extend(
+        resolved
+            .rejected_series
+            .iter()
+            .take(DEFAULT_MAX_ERRORS)
+            .map(|RejectedSeries { labels, reason }| format!("series {labels}: {reason}")),
+    );
+    if outcome.too_old > 0 {
+        problems.push(format!(
+            "{} samples older than the out-of-order window were rejected",
+            outcome.too_old
+        ));
+    }
+    st.counters.record(outcome.accepted, rejected_samples);
+    if rejected_lines == 0 && rejected_samples == 0 {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let message = problems
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "some samples were rejected".into());
+    Err(
+        ApiError::bad_data(format!("partial write: {message}")).with_details(serde_json::json!({
+            "accepted_samples": outcome.accepted,
+            "rejected_samples": rejected_samples,
+            "rejected_lines": rejected_lines,
+            "errors": problems,
+        })),
+    )
+}
+
+/// Decompresses a gzip body (`Content-Encoding: gzip`) up to `limit` bytes.
+fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match encoding {
+        "" | "identity" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            let mut dec = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
+            dec.read_to_end(&mut out)
+                .map_err(|e| ApiError::bad_data(format!("invalid gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bad_data",
+                    format!("gzip body decompresses to more than {limit} bytes"),
+                ));
+            }
+            Ok(out.into())
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_data",
+            format!("unsupported Content-Encoding {other:?}: use gzip or none"),
+        )),
+    }
+}
+
+/// Runs `f` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))?
+}

@@ -1,0 +1,156 @@
+//! The HTTP server (axum on tokio): ingest endpoints, health, and (with the
+//! query layer) the Prometheus HTTP API.
+//!
+//! Invariants:
+//! - Handlers never block an async worker: anything that parses a body or
+//!   waits on storage runs on the blocking pool.
+//! - Every route belongs to one token class (write, read, admin) or is open
+//!   (health); see `auth`.
+//! - Shutdown stops accepting, drains in-flight requests, then the caller
+//!   closes the database (which flushes the head).
+
+mod auth;
+pub mod error;
+mod ingest;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
+use tidemark_storage::Db;
+
+use crate::config::Config;
+use crate::ingest::resolver::{SeriesCache, SeriesLimits};
+use auth::RequiredToken;
+
+/// Totals of what ingest endpoints stored and rejected.
+#[derive(Default)]
+pub struct IngestCounters {
+    pub accepted_samples: AtomicU64,
+    pub rejected_samples: AtomicU64,
+}
+
+impl IngestCounters {
+    fn record(&self, accepted: u64, rejected: u64) {
+        self.accepted_samples.fetch_add(accepted, Ordering::Relaxed);
+        self.rejected_samples.fetch_add(rejected, Ordering::Relaxed);
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub db: Arc<Db>,
+    pub cfg: Arc<Config>,
+    pub cache: SeriesCache,
+    pub counters: IngestCounters,
+    pub ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(db: Arc<Db>, cfg: Config) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            cfg: Arc::new(cfg),
+            cache: SeriesCache::default(),
+            counters: IngestCounters::default(),
+            ready: AtomicBool::new(true),
+        })
+    }
+
+    fn series_limits(&self) -> SeriesLimits {
+        SeriesLimits {
+            max_series: self.cfg.limits.max_series,
+            max_new_per_request: self.cfg.limits.max_new_series_per_request,
+        }
+    }
+}
+
+fn token(class: &'static str, token: &Option<String>) -> RequiredToken {
+    RequiredToken {
+        class,
+        token: token.as_deref().map(Arc::from),
+    }
+}
+
+/// All routes.
+pub fn router(st: Arc<AppState>) -> Router {
+    let auth_cfg = &st.cfg.auth;
+    let write = Router::new()
+        .route("/write", post(ingest::line_protocol))
+        .route("/api/v2/write", post(ingest::line_protocol))
+        .route("/api/v1/write", post(ingest::remote_write))
+        .route_layer(axum::middleware::from_fn_with_state(
+            token("write", &auth_cfg.write_token),
+            auth::require_token,
+        ));
+    let open = Router::new()
+        .route("/-/healthy", get(|| async { "Tidemark is Healthy.\n" }))
+        .route("/-/ready", get(ready));
+    Router::new()
+        .merge(write)
+        .merge(open)
+        .layer(DefaultBodyLimit::max(st.cfg.server.max_body_bytes))
+        .with_state(st)
+}
+
+async fn ready(State(st): State<Arc<AppState>>) -> (axum::http::StatusCode, &'static str) {
+    if st.ready.load(Ordering::Acquire) {
+        (axum::http::StatusCode::OK, "Tidemark is Ready.\n")
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Tidemark is shutting down.\n",
+        )
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, waits for in-flight requests to finish.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.state.ready.store(false, Ordering::Release);
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(format!("server task failed: {e}")))?
+    }
+}
+
+/// Binds `cfg.server.listen` (port 0 picks a free port) and serves in the
+/// background on the current tokio runtime.
+pub async fn start(db: Arc<Db>, cfg: Config) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(db, cfg);
+    let app = router(state.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
