@@ -111,7 +111,7 @@ impl<'a> Parser<'a> {
     }
 
     fn is_ident(&self, word: &str) -> bool {
-        matches!(self.peek(), Tok::Ident(w) if w == word)
+        matches!(self.peek(), Tok::Ident(w) if w.eq_ignore_ascii_case(word))
     }
 
     fn bump(&mut self) -> Token {
@@ -164,7 +164,7 @@ impl<'a> Parser<'a> {
             Tok::Lss => BinOp::Lss,
             Tok::Gte => BinOp::Gte,
             Tok::Lte => BinOp::Lte,
-            Tok::Ident(w) => match w.as_str() {
+            Tok::Ident(w) => match w.to_ascii_lowercase().as_str() {
                 "and" => BinOp::And,
                 "or" => BinOp::Or,
                 "unless" => BinOp::Unless,
@@ -367,7 +367,7 @@ impl<'a> Parser<'a> {
                         }
                     };
                 }
-                Tok::Ident(w) if w == "offset" => {
+                Tok::Ident(w) if w.eq_ignore_ascii_case("offset") => {
                     let pos = self.bump().start;
                     let neg = match self.peek() {
                         Tok::Sub => {
@@ -440,9 +440,11 @@ impl<'a> Parser<'a> {
             )),
             Tok::Ident(word) => {
                 let next = self.peek_at(1).clone();
-                if let Some(op) = AggrOp::from_name(&word)
-                    && (next == Tok::LParen
-                        || matches!(&next, Tok::Ident(w) if w == "by" || w == "without"))
+                let lower = word.to_ascii_lowercase();
+                let grouping_next = matches!(&next, Tok::Ident(w)
+                    if w.eq_ignore_ascii_case("by") || w.eq_ignore_ascii_case("without"));
+                if let Some(op) = AggrOp::from_name(&lower)
+                    && (next == Tok::LParen || grouping_next)
                 {
                     self.bump();
                     return self.parse_aggregate(op, start);
@@ -451,7 +453,7 @@ impl<'a> Parser<'a> {
                     self.bump();
                     return self.parse_call(&word, start);
                 }
-                if KEYWORDS.contains(&word.as_str()) {
+                if KEYWORDS.contains(&lower.as_str()) {
                     return Err(self.unexpected("expression"));
                 }
                 self.bump();
