@@ -199,3 +199,16 @@ pub enum EvalError {
         step: i64,
     },
 }
+
+impl EvalError {
+    /// Prometheus's API `errorType` for this error: `timeout` (HTTP 503),
+    /// `internal` (500, the source failed) or `execution` (422, everything
+    /// else, including the sample and series limits).
+    pub fn prometheus_error_type(&self) -> &'static str {
+        match self {
+            EvalError::Timeout { .. } => "timeout",
+            EvalError::Source(_) => "internal",
+            _ => "execution",
+        }
+    }
+}

@@ -249,6 +249,8 @@ fn vector_vector(
     let mut one_at = vec![(0usize, 0usize); nsig]; // (stamp, series index)
     let mut matched_at = vec![0usize; nsig];
     let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+    // Most steps repeat the previous step's pairing: check that first.
+    let mut last_pair = vec![(usize::MAX, 0usize); many.len()];
     let mut out_by_labels: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<StepSeries> = Vec::new();
     for i in 0..ev.n {
@@ -295,26 +297,30 @@ fn vector_vector(
                 }
                 matched_at[g] = stamp;
             }
-            let idx = match pair_out.get(&(mi, oi)) {
-                Some(&idx) => idx,
-                None => {
-                    let labels = result_labels(&s.labels, &one[oi].labels, op, m, return_bool);
-                    let idx = match out_by_labels.get(&labels) {
-                        Some(&idx) => idx,
-                        None => {
-                            let vals = ev.new_vals()?;
-                            out.push(StepSeries {
-                                labels: labels.clone(),
-                                vals,
-                            });
-                            out_by_labels.insert(labels, out.len() - 1);
-                            out.len() - 1
-                        }
-                    };
-                    pair_out.insert((mi, oi), idx);
-                    idx
-                }
+            let idx = match last_pair[mi] {
+                (o, idx) if o == oi => idx,
+                _ => match pair_out.get(&(mi, oi)) {
+                    Some(&idx) => idx,
+                    None => {
+                        let labels = result_labels(&s.labels, &one[oi].labels, op, m, return_bool);
+                        let idx = match out_by_labels.get(&labels) {
+                            Some(&idx) => idx,
+                            None => {
+                                let vals = ev.new_vals()?;
+                                out.push(StepSeries {
+                                    labels: labels.clone(),
+                                    vals,
+                                });
+                                out_by_labels.insert(labels, out.len() - 1);
+                                out.len() - 1
+                            }
+                        };
+                        pair_out.insert((mi, oi), idx);
+                        idx
+                    }
+                },
             };
+            last_pair[mi] = (oi, idx);
             let slot = &mut out[idx].vals[i];
             if !is_absent(*slot) {
                 return Err(if m.card == Cardinality::OneToOne {
