@@ -293,9 +293,13 @@ fn lex_string(input: &str, i: usize) -> Result<(String, usize), (usize, ParseErr
         };
         j += e.len_utf8();
         let bad = |j: usize| {
+            let mut end = j.min(input.len());
+            while !input.is_char_boundary(end) {
+                end -= 1;
+            }
             (
                 esc_start,
-                ParseErrorKind::BadEscape(input[esc_start..j.min(input.len())].to_string()),
+                ParseErrorKind::BadEscape(input[esc_start..end].to_string()),
             )
         };
         match e {
@@ -390,5 +394,8 @@ mod tests {
             ]
         );
         assert!(lex("\"abc").is_err());
+        // Escapes running into multi-byte characters are errors, not panics.
+        assert!(lex("\"\\xé\"").is_err());
+        assert!(lex("\"\\uéé\"").is_err());
     }
 }
