@@ -36,6 +36,14 @@ fn too_many_samples_fails_fast() {
 }
 
 #[test]
+fn too_many_steps_fails_before_allocating() {
+    let src = source(1, 10, 10_000);
+    let e = parse("1 + time()").unwrap();
+    let err = eval_range(&src, &e, 0, i64::MAX / 2, 1, &EvalOptions::default()).unwrap_err();
+    assert!(matches!(err, EvalError::TooManySamples { .. }), "{err}");
+}
+
+#[test]
 fn too_many_series_fails() {
     let src = source(50, 10, 10_000);
     let opts = EvalOptions {

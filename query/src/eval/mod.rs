@@ -205,6 +205,12 @@ pub fn eval_range(
         t => return Err(EvalError::BadResultType { got: t.describe() }),
     }
     let n = ((end_ms - start_ms) / step_ms) as usize + 1;
+    // Every node holds at least one value per step: refuse before allocating.
+    if n > opts.max_samples {
+        return Err(EvalError::TooManySamples {
+            limit: opts.max_samples,
+        });
+    }
     let mut ev = Evaluator::new(source, opts, start_ms, end_ms, step_ms);
     let ts = |i: usize| start_ms + i as i64 * step_ms;
     let mut out = match ev.eval(expr)? {
