@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod server;
+pub mod source;
 
 /// The README's Rust examples, compiled and run as doc tests so the
 /// embedding quickstart cannot rot.

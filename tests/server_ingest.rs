@@ -5,62 +5,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::sync::Arc;
 
-use common::{get, post};
-use tidemark::config::Config;
+use common::{Server, get, post};
 use tidemark::ingest::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
 use tidemark_storage::{Db, Matcher, Options};
-
-struct Server {
-    rt: tokio::runtime::Runtime,
-    running: Option<tidemark::server::Running>,
-    db: Arc<Db>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(tweak: impl FnOnce(&mut Config)) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
-        cfg.storage.data_dir = dir.path().to_path_buf();
-        tweak(&mut cfg);
-        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let running = rt
-            .block_on(tidemark::server::start(db.clone(), cfg))
-            .unwrap();
-        Server {
-            rt,
-            running: Some(running),
-            db,
-            _dir: dir,
-        }
-    }
-
-    fn addr(&self) -> std::net::SocketAddr {
-        self.running.as_ref().unwrap().addr
-    }
-
-    /// (timestamp, value) of the one series matching `name` and `k=v`.
-    fn samples(&self, name: &str, k: &str, v: &str) -> Vec<(i64, f64)> {
-        let ids = self
-            .db
-            .select(&[Matcher::equal("__name__", name), Matcher::equal(k, v)]);
-        assert_eq!(ids.len(), 1, "one series {name}{{{k}={v:?}}}");
-        let got = self.db.read(&ids, i64::MIN, i64::MAX).unwrap();
-        got[0].1.iter().map(|s| (s.ts, s.value)).collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(r) = self.running.take() {
-            self.rt.block_on(r.shutdown()).unwrap();
-        }
-    }
-}
 
 #[test]
 fn line_protocol_keeps_good_lines_and_names_the_bad_one() {

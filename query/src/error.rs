@@ -207,6 +207,8 @@ impl EvalError {
     pub fn prometheus_error_type(&self) -> &'static str {
         match self {
             EvalError::Timeout { .. } => "timeout",
+            // A source's own limit is the query's fault, like our limits.
+            EvalError::Source(SourceError::TooManySeries { .. }) => "execution",
             EvalError::Source(_) => "internal",
             _ => "execution",
         }

@@ -9,9 +9,11 @@
 //! - Shutdown stops accepting, drains in-flight requests, then the caller
 //!   closes the database (which flushes the head).
 
+mod api;
 mod auth;
 pub mod error;
 mod ingest;
+mod params;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,11 +88,29 @@ pub fn router(st: Arc<AppState>) -> Router {
             token("write", &auth_cfg.write_token),
             auth::require_token,
         ));
+    let read = Router::new()
+        .route("/api/v1/query", get(api::query).post(api::query))
+        .route(
+            "/api/v1/query_range",
+            get(api::query_range).post(api::query_range),
+        )
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
+        .route("/api/v1/label/{name}/values", get(api::label_values))
+        .route("/api/v1/metadata", get(api::metadata))
+        .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/rules", get(api::rules))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route_layer(axum::middleware::from_fn_with_state(
+            token("read", &auth_cfg.read_token),
+            auth::require_token,
+        ));
     let open = Router::new()
         .route("/-/healthy", get(|| async { "Tidemark is Healthy.\n" }))
         .route("/-/ready", get(ready));
     Router::new()
         .merge(write)
+        .merge(read)
         .merge(open)
         .layer(DefaultBodyLimit::max(st.cfg.server.max_body_bytes))
         .with_state(st)

@@ -1,12 +1,68 @@
-//! Helpers shared by the integration tests: a minimal blocking HTTP/1.1
-//! client (one request per connection) so tests talk to the real server
-//! over a real socket without pulling in an HTTP client crate.
+//! Helpers shared by the integration tests: the real server started on a
+//! free loopback port, and a minimal blocking HTTP/1.1 client (one request
+//! per connection) so tests talk to it over a real socket without pulling
+//! in an HTTP client crate.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tidemark::config::Config;
+use tidemark_storage::{Db, Matcher, Options};
+
+/// The real server on a free loopback port, over a temporary data dir.
+pub struct Server {
+    rt: tokio::runtime::Runtime,
+    running: Option<tidemark::server::Running>,
+    pub db: Arc<Db>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(tweak: impl FnOnce(&mut Config)) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.storage.data_dir = dir.path().to_path_buf();
+        tweak(&mut cfg);
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let running = rt
+            .block_on(tidemark::server::start(db.clone(), cfg))
+            .unwrap();
+        Server {
+            rt,
+            running: Some(running),
+            db,
+            _dir: dir,
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.running.as_ref().unwrap().addr
+    }
+
+    /// (timestamp, value) of the one series matching `name` and `k=v`.
+    pub fn samples(&self, name: &str, k: &str, v: &str) -> Vec<(i64, f64)> {
+        let ids = self
+            .db
+            .select(&[Matcher::equal("__name__", name), Matcher::equal(k, v)]);
+        assert_eq!(ids.len(), 1, "one series {name}{{{k}={v:?}}}");
+        let got = self.db.read(&ids, i64::MIN, i64::MAX).unwrap();
+        got[0].1.iter().map(|s| (s.ts, s.value)).collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.rt.block_on(r.shutdown()).unwrap();
+        }
+    }
+}
 
 pub struct Response {
     pub status: u16,

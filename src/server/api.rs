@@ -1,0 +1,427 @@
+//! The Prometheus HTTP API (read side): `/api/v1/query`, `/query_range`,
+//! `/series`, `/labels`, `/label/{name}/values`, `/metadata`,
+//! `/status/buildinfo`, and the empty `/rules` and `/alerts` until the
+//! rule evaluator exists. GET and form-encoded POST both work, as Grafana
+//! and promtool use either.
+//!
+//! Invariants:
+//! - Responses use Prometheus's envelope and number formatting (values as
+//!   strings, `+Inf`/`-Inf`/`NaN`; timestamps as float seconds), so its
+//!   clients parse them unchanged.
+//! - Query evaluation runs on the blocking pool with the configured
+//!   timeout, sample and series limits; exceeding one is a 422/503 naming
+//!   the limit, never an unbounded allocation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+use tidemark_query::{EvalError, EvalOptions, SeriesSource, Value};
+
+use super::AppState;
+use super::error::ApiError;
+use super::params::{parse_duration_ms, parse_matches, parse_time};
+use crate::source::DbSource;
+
+/// Request parameters from the URL query and a form-encoded body.
+pub(super) struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn from_request(
+        query: Option<String>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Self, ApiError> {
+        let mut pairs: Vec<(String, String)> = match query {
+            Some(q) => serde_urlencoded::from_str(&q)
+                .map_err(|e| ApiError::bad_data(format!("invalid query string: {e}")))?,
+            None => Vec::new(),
+        };
+        let is_form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if is_form && !body.is_empty() {
+            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+                .map_err(|e| ApiError::bad_data(format!("invalid form body: {e}")))?;
+            pairs.extend(form);
+        }
+        Ok(Params(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn require(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::bad_data(format!("missing parameter {name:?}")))
+    }
+
+    fn time_or(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+        match self.get(name).filter(|v| !v.is_empty()) {
+            Some(v) => parse_time(name, v),
+            None => Ok(default),
+        }
+    }
+}
+
+macro_rules! params {
+    ($q:expr, $h:expr, $b:expr) => {
+        Params::from_request($q, &$h, &$b)?
+    };
+}
+
+fn success(data: Json) -> Response {
+    axum::Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// Prometheus's float formatting: shortest round-trip decimal, `+Inf`,
+/// `-Inf`, `NaN`.
+pub(super) fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+fn ts(t_ms: i64) -> Json {
+    if t_ms % 1000 == 0 {
+        json!(t_ms / 1000)
+    } else {
+        json!(t_ms as f64 / 1000.0)
+    }
+}
+
+fn point(t_ms: i64, v: f64) -> Json {
+    json!([ts(t_ms), format_value(v)])
+}
+
+fn metric(labels: &tidemark_query::Labels) -> Json {
+    let m: serde_json::Map<String, Json> = labels
+        .as_slice()
+        .iter()
+        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+        .collect();
+    Json::Object(m)
+}
+
+fn eval_error(e: EvalError) -> ApiError {
+    let kind = e.prometheus_error_type();
+    let status = match kind {
+        "timeout" => StatusCode::SERVICE_UNAVAILABLE,
+        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, kind, e.to_string())
+}
+
+fn parse_expr(q: &str) -> Result<tidemark_query::ast::Expr, ApiError> {
+    tidemark_query::parse(q)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
+}
+
+impl AppState {
+    fn eval_options(&self, timeout_ms: Option<i64>) -> EvalOptions {
+        let l = &self.cfg.limits;
+        let mut timeout = l.query_timeout;
+        if let Some(ms) = timeout_ms {
+            timeout = timeout.min(std::time::Duration::from_millis(ms.max(0) as u64));
+        }
+        EvalOptions {
+            max_samples: l.query_max_samples,
+            timeout,
+            max_series: l.query_max_series,
+            ..EvalOptions::default()
+        }
+    }
+
+    fn source(&self) -> DbSource<'_> {
+        DbSource::new(&self.db, self.cfg.limits.query_max_series)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
+}
+
+fn timeout_param(p: &Params) -> Result<Option<i64>, ApiError> {
+    p.get("timeout")
+        .map(|t| parse_duration_ms("timeout", t))
+        .transpose()
+}
+
+/// `GET|POST /api/v1/query`
+pub(super) async fn query(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = params!(q, headers, body);
+    let expr = parse_expr(p.require("query")?)?;
+    let t = p.time_or("time", super::now_ms())?;
+    let opts = st.eval_options(timeout_param(&p)?);
+    blocking(move || {
+        let v = tidemark_query::eval_instant(&st.source(), &expr, t, &opts).map_err(eval_error)?;
+        let (kind, result) = match v {
+            Value::Scalar { t, v } => ("scalar", point(t, v)),
+            Value::String { t, v } => ("string", json!([ts(t), v])),
+            Value::Vector(samples) => (
+                "vector",
+                Json::Array(
+                    samples
+                        .iter()
+                        .map(|s| json!({"metric": metric(&s.labels), "value": point(s.t, s.v)}))
+                        .collect(),
+                ),
+            ),
+            Value::Matrix(series) => ("matrix", matrix(&series)),
+        };
+        Ok(success(json!({"resultType": kind, "result": result})))
+    })
+    .await
+}
+
+fn matrix(series: &[tidemark_query::Series]) -> Json {
+    Json::Array(
+        series
+            .iter()
+            .map(|s| {
+                let values: Vec<Json> = s.samples.iter().map(|(t, v)| point(*t, *v)).collect();
+                json!({"metric": metric(&s.labels), "values": values})
+            })
+            .collect(),
+    )
+}
+
+/// `GET|POST /api/v1/query_range`
+pub(super) async fn query_range(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = params!(q, headers, body);
+    let expr = parse_expr(p.require("query")?)?;
+    let start = parse_time("start", p.require("start")?)?;
+    let end = parse_time("end", p.require("end")?)?;
+    let step = parse_duration_ms("step", p.require("step")?)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    let max_points = st.cfg.limits.max_points_per_series as i64;
+    if (end - start) / step > max_points {
+        return Err(ApiError::bad_data(format!(
+            "exceeded maximum resolution of {max_points} points per timeseries. Try decreasing the query resolution (?step=XX)"
+        )));
+    }
+    let opts = st.eval_options(timeout_param(&p)?);
+    blocking(move || {
+        let series = tidemark_query::eval_range(&st.source(), &expr, start, end, step, &opts)
+            .map_err(eval_error)?;
+        Ok(success(
+            json!({"resultType": "matrix", "result": matrix(&series)}),
+        ))
+    })
+    .await
+}
+
+/// `GET|POST /api/v1/series`
+pub(super) async fn series(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = params!(q, headers, body);
+    let selectors = parse_matches(&p.all("match[]"))?;
+    if selectors.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let range = match (p.get("start"), p.get("end")) {
+        (None, None) => None,
+        _ => Some((p.time_or("start", i64::MIN)?, p.time_or("end", i64::MAX)?)),
+    };
+    blocking(move || {
+        let src = st.source();
+        let mut ids = Vec::new();
+        for sel in &selectors {
+            ids.extend(src.select_ids(sel).map_err(|e| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", e.to_string())
+            })?);
+        }
+        ids.sort();
+        ids.dedup();
+        if let Some((start, end)) = range {
+            // Only series with samples in the range, like Prometheus.
+            let data = st.db.read(&ids, start, end)?;
+            ids = data
+                .into_iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(id, _)| id)
+                .collect();
+        }
+        let out: Vec<Json> = ids.iter().map(|id| metric(&src.labels(*id))).collect();
+        Ok(success(Json::Array(out)))
+    })
+    .await
+}
+
+/// `GET|POST /api/v1/labels`
+pub(super) async fn labels(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = params!(q, headers, body);
+    let selectors = parse_matches(&p.all("match[]"))?;
+    blocking(move || {
+        let src = st.source();
+        let mut names = Vec::new();
+        if selectors.is_empty() {
+            names = src
+                .label_names(&[], i64::MIN, i64::MAX)
+                .map_err(source_error)?;
+        }
+        for sel in &selectors {
+            names.extend(
+                src.label_names(sel, i64::MIN, i64::MAX)
+                    .map_err(source_error)?,
+            );
+        }
+        names.sort();
+        names.dedup();
+        Ok(success(json!(names)))
+    })
+    .await
+}
+
+/// `GET /api/v1/label/{name}/values`
+pub(super) async fn label_values(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = params!(q, headers, body);
+    let selectors = parse_matches(&p.all("match[]"))?;
+    blocking(move || {
+        let src = st.source();
+        let mut values = Vec::new();
+        if selectors.is_empty() {
+            values = src
+                .label_values(&name, &[], i64::MIN, i64::MAX)
+                .map_err(source_error)?;
+        }
+        for sel in &selectors {
+            values.extend(
+                src.label_values(&name, sel, i64::MIN, i64::MAX)
+                    .map_err(source_error)?,
+            );
+        }
+        values.sort();
+        values.dedup();
+        Ok(success(json!(values)))
+    })
+    .await
+}
+
+fn source_error(e: tidemark_query::SourceError) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", e.to_string())
+}
+
+/// `GET /api/v1/metadata[?metric=name&limit=n]`
+pub(super) async fn metadata(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let p = params!(q, headers, body);
+    let metric_filter = p.get("metric").map(str::to_string);
+    let limit = match p.get("limit") {
+        Some(l) => Some(l.parse::<usize>().map_err(|_| {
+            ApiError::bad_data(format!(
+                "invalid parameter \"limit\": {l:?} is not a number"
+            ))
+        })?),
+        None => None,
+    };
+    let all = st.db.metadata()?;
+    let mut out: BTreeMap<String, Json> = BTreeMap::new();
+    for (name, m) in all {
+        if metric_filter.as_deref().is_some_and(|f| f != name) {
+            continue;
+        }
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        out.insert(
+            name,
+            json!([{"type": m.kind, "help": m.help, "unit": m.unit}]),
+        );
+    }
+    Ok(success(json!(out)))
+}
+
+/// `GET /api/v1/status/buildinfo`. `version` is the Prometheus API level
+/// Tidemark answers like (Grafana picks features by it); `application`
+/// and `tidemarkVersion` say what is really answering.
+pub(super) async fn buildinfo() -> Response {
+    success(json!({
+        "version": "2.42.0",
+        "revision": "",
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+        "application": "tidemark",
+        "tidemarkVersion": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// `GET /api/v1/rules`: no rule evaluator yet, so no groups.
+pub(super) async fn rules() -> Response {
+    success(json!({"groups": []}))
+}
+
+/// `GET /api/v1/alerts`: no rule evaluator yet, so no alerts.
+pub(super) async fn alerts() -> Response {
+    success(json!({"alerts": []}))
+}

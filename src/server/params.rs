@@ -1,0 +1,153 @@
+//! Parsing of Prometheus HTTP API parameters: timestamps (RFC 3339 or Unix
+//! seconds with fractions), durations/steps (`15s`, `1m` or float seconds),
+//! and `match[]` selectors. Errors name the parameter and the bad value.
+
+use tidemark_query::LabelMatcher;
+
+use super::error::ApiError;
+
+/// A timestamp parameter in milliseconds.
+pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+    {
+        return Ok((secs * 1000.0).round() as i64);
+    }
+    parse_rfc3339(s).ok_or_else(|| {
+        ApiError::bad_data(format!(
+            "invalid parameter {name:?}: cannot parse {s:?} to a valid timestamp"
+        ))
+    })
+}
+
+/// A duration parameter (`step`, `timeout`) in milliseconds.
+pub(super) fn parse_duration_ms(name: &str, s: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::bad_data(format!(
+            "invalid parameter {name:?}: cannot parse {s:?} to a valid duration"
+        ))
+    };
+    if let Ok(secs) = s.parse::<f64>() {
+        if !(0.0..=9.2e15).contains(&secs) {
+            return Err(bad());
+        }
+        return Ok((secs * 1000.0).round() as i64);
+    }
+    crate::config::duration::parse_duration(s)
+        .map(|d| d.as_millis() as i64)
+        .map_err(|_| bad())
+}
+
+/// `match[]` values as selectors (each a vector selector).
+pub(super) fn parse_matches(values: &[String]) -> Result<Vec<Vec<LabelMatcher>>, ApiError> {
+    values
+        .iter()
+        .map(|m| {
+            let expr = tidemark_query::parse(m)
+                .map_err(|e| ApiError::bad_data(format!("invalid match[] {m:?}: {e}")))?;
+            match expr {
+                tidemark_query::ast::Expr::VectorSelector(sel) => Ok(sel.matchers),
+                _ => Err(ApiError::bad_data(format!(
+                    "invalid match[] {m:?}: expected a series selector"
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// Minimal RFC 3339 (`2023-11-14T00:00:00Z`, fractional seconds, `±hh:mm`
+/// offsets), into Unix milliseconds.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
+        if digits == 0 {
+            return None;
+        }
+        let ms_digits: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
+        millis = ms_digits.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
+        }
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_min * 60;
+    Some(secs * 1000 + millis)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(parse_time("time", "1699920000").unwrap(), 1_699_920_000_000);
+        assert_eq!(
+            parse_time("time", "1699920000.5").unwrap(),
+            1_699_920_000_500
+        );
+        assert_eq!(
+            parse_time("time", "2023-11-14T00:00:00Z").unwrap(),
+            1_699_920_000_000
+        );
+        assert_eq!(
+            parse_time("time", "2023-11-14T01:00:00.25+01:00").unwrap(),
+            1_699_920_000_250
+        );
+        assert_eq!(parse_time("time", "1970-01-01T00:00:00Z").unwrap(), 0);
+        let e = parse_time("start", "yesterday").unwrap_err();
+        assert!(e.message.contains("\"start\"") && e.message.contains("yesterday"));
+        assert_eq!(parse_duration_ms("step", "15").unwrap(), 15_000);
+        assert_eq!(parse_duration_ms("step", "0.5").unwrap(), 500);
+        assert_eq!(parse_duration_ms("step", "1m").unwrap(), 60_000);
+        assert!(parse_duration_ms("step", "-1").is_err());
+        assert!(parse_duration_ms("step", "abc").is_err());
+    }
+}
