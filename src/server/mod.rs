@@ -105,15 +105,50 @@ pub fn router(st: Arc<AppState>) -> Router {
             token("read", &auth_cfg.read_token),
             auth::require_token,
         ));
+    let admin = Router::new()
+        .route("/api/v1/admin/flush", post(admin_flush))
+        .route("/api/v1/admin/compact", post(admin_compact))
+        .route_layer(axum::middleware::from_fn_with_state(
+            token("admin", &auth_cfg.admin_token),
+            auth::require_token,
+        ));
     let open = Router::new()
         .route("/-/healthy", get(|| async { "Tidemark is Healthy.\n" }))
         .route("/-/ready", get(ready));
     Router::new()
         .merge(write)
         .merge(read)
+        .merge(admin)
         .merge(open)
         .layer(DefaultBodyLimit::max(st.cfg.server.max_body_bytes))
         .with_state(st)
+}
+
+/// `POST /api/v1/admin/flush`: writes the head to partitions now.
+async fn admin_flush(
+    State(st): State<Arc<AppState>>,
+) -> Result<axum::http::StatusCode, error::ApiError> {
+    tokio::task::spawn_blocking(move || st.db.flush())
+        .await
+        .map_err(|e| error::ApiError::internal(e.to_string()))??;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/admin/compact`: flushes, then folds every partition into
+/// its sealed block file (what the background thread does for closed
+/// windows), so on-disk size can be measured right after an ingest.
+async fn admin_compact(
+    State(st): State<Arc<AppState>>,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    let rewritten = tokio::task::spawn_blocking(move || {
+        st.db.flush()?;
+        st.db.compact()
+    })
+    .await
+    .map_err(|e| error::ApiError::internal(e.to_string()))??;
+    Ok(axum::Json(
+        serde_json::json!({"status": "success", "data": {"partitions_rewritten": rewritten}}),
+    ))
 }
 
 async fn ready(State(st): State<Arc<AppState>>) -> (axum::http::StatusCode, &'static str) {
