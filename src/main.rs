@@ -6,6 +6,11 @@
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc malloc: large query buffers are reused instead
+/// of being returned to the kernel and faulted in again on every query.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 

@@ -96,15 +96,7 @@ fn success(data: Json) -> Response {
 /// Prometheus's float formatting: shortest round-trip decimal, `+Inf`,
 /// `-Inf`, `NaN`.
 pub(super) fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
+    FormatValue(v).to_string()
 }
 
 fn ts(t_ms: i64) -> Json {
@@ -202,23 +194,76 @@ pub(super) async fn query(
                         .collect(),
                 ),
             ),
-            Value::Matrix(series) => ("matrix", matrix(&series)),
+            Value::Matrix(series) => return Ok(matrix_response(&series)),
         };
         Ok(success(json!({"resultType": kind, "result": result})))
     })
     .await
 }
 
-fn matrix(series: &[tidemark_query::Series]) -> Json {
-    Json::Array(
-        series
-            .iter()
-            .map(|s| {
-                let values: Vec<Json> = s.samples.iter().map(|(t, v)| point(*t, *v)).collect();
-                json!({"metric": metric(&s.labels), "values": values})
-            })
-            .collect(),
-    )
+/// Writes a matrix result straight into a JSON buffer: a large range
+/// result (100 series × 720 points) would otherwise be a tree of ~150,000
+/// `serde_json::Value` allocations.
+fn write_matrix(series: &[tidemark_query::Series], out: &mut Vec<u8>) {
+    use std::io::Write;
+    out.push(b'[');
+    for (i, s) in series.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"metric\":");
+        serde_json::to_writer(&mut *out, &metric(&s.labels)).expect("writing to a Vec cannot fail");
+        out.extend_from_slice(b",\"values\":[");
+        for (j, (t, v)) in s.samples.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_ts(*t, out);
+            let _ = write!(out, ",\"{}\"]", FormatValue(*v));
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+}
+
+/// A timestamp in seconds as Prometheus writes it (`1700000000` or
+/// `1700000000.5`).
+fn write_ts(t_ms: i64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = if t_ms % 1000 == 0 {
+        write!(out, "{}", t_ms / 1000)
+    } else {
+        write!(out, "{}", t_ms as f64 / 1000.0)
+    };
+}
+
+/// [`format_value`] without the allocation.
+struct FormatValue(f64);
+
+impl std::fmt::Display for FormatValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v == f64::INFINITY {
+            f.write_str("+Inf")
+        } else if v == f64::NEG_INFINITY {
+            f.write_str("-Inf")
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+/// `{"status":"success","data":{"resultType":"matrix","result":[...]}}`.
+fn matrix_response(series: &[tidemark_query::Series]) -> Response {
+    let points: usize = series.iter().map(|s| s.samples.len()).sum();
+    let mut body = Vec::with_capacity(64 + series.len() * 128 + points * 24);
+    body.extend_from_slice(br#"{"status":"success","data":{"resultType":"matrix","result":"#);
+    write_matrix(series, &mut body);
+    body.extend_from_slice(b"}}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `GET|POST /api/v1/query_range`
@@ -253,9 +298,7 @@ pub(super) async fn query_range(
     blocking(move || {
         let series = tidemark_query::eval_range(&st.source(), &expr, start, end, step, &opts)
             .map_err(eval_error)?;
-        Ok(success(
-            json!({"resultType": "matrix", "result": matrix(&series)}),
-        ))
+        Ok(matrix_response(&series))
     })
     .await
 }

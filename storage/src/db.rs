@@ -32,6 +32,9 @@ use crate::ticket::{Ticket, TicketState};
 use crate::types::{Labels, Matcher, Sample, SeriesId, Timestamp};
 use crate::wal::{self, FsyncMode, Wal, WalOptions};
 
+/// A read of at least this many series per core is split across cores.
+const PARALLEL_READ_MIN_SERIES: usize = 32;
+
 /// How the engine is tuned. Every field has a working default.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -418,14 +421,45 @@ impl Db {
         for rx in replies {
             head.extend(rx.recv().map_err(|_| Error::Closed)?);
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let mut samples = Vec::new();
-            self.shared.parts.read(id, start, end, &mut samples)?;
-            if let Some(h) = head.remove(&id) {
-                merge_newer(&mut samples, h);
+        let parts = &self.shared.parts;
+        let read_all = |ids: &[SeriesId]| -> Result<Vec<(SeriesId, Vec<Sample>)>, Error> {
+            let mut out = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let mut samples = Vec::new();
+                parts.read(id, start, end, &mut samples)?;
+                out.push((id, samples));
             }
-            out.push((id, samples));
+            Ok(out)
+        };
+        // Decoding dominates large reads: spread them over the cores.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(ids.len() / PARALLEL_READ_MIN_SERIES)
+            .max(1);
+        let mut out = if threads == 1 {
+            read_all(ids)?
+        } else {
+            let per = ids.len().div_ceil(threads);
+            let pieces: Vec<Result<Vec<_>, Error>> = std::thread::scope(|s| {
+                let handles: Vec<_> = ids
+                    .chunks(per)
+                    .map(|c| s.spawn(move || read_all(c)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("read thread panicked"))
+                    .collect()
+            });
+            let mut out = Vec::with_capacity(ids.len());
+            for p in pieces {
+                out.extend(p?);
+            }
+            out
+        };
+        for (id, samples) in &mut out {
+            if let Some(h) = head.remove(id) {
+                merge_newer(samples, h);
+            }
         }
         Ok(out)
     }

@@ -576,13 +576,15 @@ impl Partitions {
     }
 }
 
-/// Collects one series' samples from several chunks, tagged with the
-/// chunk's sequence number, and yields them sorted with later writes
-/// winning on equal timestamps.
+/// Collects one series' samples from several chunks and yields them sorted,
+/// later writes winning on equal timestamps. Chunks decode straight into
+/// one buffer; only when chunks overlap in time are samples tagged with
+/// their chunk's sequence number and sorted.
 #[derive(Default)]
 struct Merge {
-    tagged: Vec<(Timestamp, u64, f64)>,
-    scratch: Vec<Sample>,
+    samples: Vec<Sample>,
+    /// `(first index in samples, seq)` of every chunk added.
+    runs: Vec<(usize, u64)>,
     buf: Vec<u8>,
     overlapping: bool,
 }
@@ -607,31 +609,49 @@ impl Merge {
         if header.max_ts < start || header.min_ts > end {
             return;
         }
-        self.scratch.clear();
-        if let Err(e) = decode_chunk(bytes, &mut self.scratch) {
+        let from = self.samples.len();
+        if let Err(e) = decode_chunk(bytes, &mut self.samples) {
+            self.samples.truncate(from);
             return parts.report_corrupt(path, id, min_ts, &e.to_string());
         }
-        let last = self.tagged.last().map(|t| t.0);
-        self.overlapping |= last.is_some_and(|l| l >= header.min_ts);
-        self.tagged.extend(
-            self.scratch
-                .iter()
-                .filter(|s| s.ts >= start && s.ts <= end)
-                .map(|s| (s.ts, seq, s.value)),
-        );
+        // A chunk is sorted: trim it to [start, end] by binary search.
+        let region = &self.samples[from..];
+        let lo = region.partition_point(|s| s.ts < start);
+        let hi = region.partition_point(|s| s.ts <= end);
+        self.samples.truncate(from + hi);
+        self.samples.drain(from..from + lo);
+        if self.samples.len() == from {
+            return;
+        }
+        self.overlapping |= from > 0 && self.samples[from - 1].ts >= self.samples[from].ts;
+        self.runs.push((from, seq));
     }
 
     /// Appends the merged samples to `out` and resets.
     fn finish(&mut self, out: &mut Vec<Sample>) {
-        let from = out.len();
-        if self.overlapping {
-            self.tagged.sort_by_key(|t| (t.0, t.1));
-        }
-        out.extend(self.tagged.iter().map(|t| Sample::new(t.0, t.2)));
-        if self.overlapping {
+        if !self.overlapping {
+            if out.is_empty() {
+                std::mem::swap(out, &mut self.samples);
+            } else {
+                out.append(&mut self.samples);
+            }
+        } else {
+            let mut tagged: Vec<(Timestamp, u64, f64)> = Vec::with_capacity(self.samples.len());
+            for (i, &(first, seq)) in self.runs.iter().enumerate() {
+                let last = self.runs.get(i + 1).map_or(self.samples.len(), |r| r.0);
+                tagged.extend(
+                    self.samples[first..last]
+                        .iter()
+                        .map(|s| (s.ts, seq, s.value)),
+                );
+            }
+            tagged.sort_by_key(|t| (t.0, t.1));
+            let from = out.len();
+            out.extend(tagged.iter().map(|t| Sample::new(t.0, t.2)));
             dedup_keep_last(out, from);
         }
-        self.tagged.clear();
+        self.samples.clear();
+        self.runs.clear();
         self.overlapping = false;
     }
 }
