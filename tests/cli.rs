@@ -229,3 +229,80 @@ fn bench_keeps_an_explicit_data_dir() {
     assert!(data.is_dir());
     assert!(std::fs::read_dir(&data).unwrap().next().is_some());
 }
+
+#[test]
+fn query_a_data_directory_instant_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let lp = dir.path().join("in.lp");
+    write_lp(&lp);
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    tidemark(&[
+        "import",
+        "--data-dir",
+        data,
+        "--precision",
+        "ms",
+        "--json",
+        lp.to_str().unwrap(),
+    ]);
+
+    // mem_used_percent is 40.5 + host index at every scrape.
+    let (r, _) = tidemark(&[
+        "query",
+        "--data-dir",
+        data,
+        "--time",
+        "1700000290",
+        "--json",
+        "sum(mem_used_percent)",
+    ]);
+    assert_eq!(r["resultType"], "vector");
+    assert_eq!(
+        r["result"][0]["value"],
+        serde_json::json!([1700000290, "168"])
+    );
+
+    let (r, _) = tidemark(&[
+        "query",
+        "--data-dir",
+        data,
+        "--start",
+        "1700000000",
+        "--end",
+        "1700000020",
+        "--step",
+        "10s",
+        "--json",
+        "mem_used_percent{host=\"h2\"}",
+    ]);
+    assert_eq!(r["resultType"], "matrix");
+    assert_eq!(
+        r["result"][0]["values"],
+        serde_json::json!([
+            [1700000000, "42.5"],
+            [1700000010, "42.5"],
+            [1700000020, "42.5"]
+        ])
+    );
+
+    let (_, table) = tidemark(&[
+        "query",
+        "--data-dir",
+        data,
+        "--time",
+        "1700000290",
+        "count(cpu_usage_percent)",
+    ]);
+    assert!(table.contains("@1700000290.000  4"), "{table}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["query", "--data-dir", data, "sum(("])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1:6"),
+        "parse error names its position"
+    );
+}

@@ -213,6 +213,29 @@ fn serve_binary_shuts_down_cleanly_on_sigterm() {
         b"old,k=v x=42 1699920000000\n",
     );
     assert_eq!(r.status, 204, "{}", r.text());
+    // The query command against the running server.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args([
+            "query",
+            "--url",
+            &format!("http://{addr}"),
+            "--time",
+            "1699920000",
+            "--json",
+            "old_x * 2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        j["data"]["result"][0]["value"],
+        serde_json::json!([1699920000, "84"])
+    );
     // SIGTERM through kill(1): no libc binding needed.
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

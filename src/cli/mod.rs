@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod import;
 pub mod inspect;
+pub mod query;
 pub mod rss;
 pub mod serve;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the server: ingest endpoints, Prometheus HTTP API, health.
     Serve(serve::ServeArgs),
+    /// Run a PromQL query against a data directory or a server.
+    Query(query::QueryArgs),
     /// Print the default configuration file (every option, documented).
     Config,
 }
@@ -44,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Query(args) => query::run(&args),
         Command::Config => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(())

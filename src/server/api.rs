@@ -95,7 +95,7 @@ fn success(data: Json) -> Response {
 
 /// Prometheus's float formatting: shortest round-trip decimal, `+Inf`,
 /// `-Inf`, `NaN`.
-pub(super) fn format_value(v: f64) -> String {
+pub fn format_value(v: f64) -> String {
     FormatValue(v).to_string()
 }
 
@@ -169,6 +169,32 @@ fn timeout_param(p: &Params) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
+/// A query result as Prometheus's `data` object (`resultType` + `result`).
+pub fn value_json(v: &Value) -> Json {
+    let (kind, result) = match v {
+        Value::Scalar { t, v } => ("scalar", point(*t, *v)),
+        Value::String { t, v } => ("string", json!([ts(*t), v])),
+        Value::Vector(samples) => (
+            "vector",
+            Json::Array(
+                samples
+                    .iter()
+                    .map(|s| json!({"metric": metric(&s.labels), "value": point(s.t, s.v)}))
+                    .collect(),
+            ),
+        ),
+        Value::Matrix(series) => {
+            let mut buf = Vec::new();
+            write_matrix(series, &mut buf);
+            (
+                "matrix",
+                serde_json::from_slice(&buf).expect("write_matrix writes valid JSON"),
+            )
+        }
+    };
+    json!({"resultType": kind, "result": result})
+}
+
 /// `GET|POST /api/v1/query`
 pub(super) async fn query(
     State(st): State<Arc<AppState>>,
@@ -182,21 +208,10 @@ pub(super) async fn query(
     let opts = st.eval_options(timeout_param(&p)?);
     blocking(move || {
         let v = tidemark_query::eval_instant(&st.source(), &expr, t, &opts).map_err(eval_error)?;
-        let (kind, result) = match v {
-            Value::Scalar { t, v } => ("scalar", point(t, v)),
-            Value::String { t, v } => ("string", json!([ts(t), v])),
-            Value::Vector(samples) => (
-                "vector",
-                Json::Array(
-                    samples
-                        .iter()
-                        .map(|s| json!({"metric": metric(&s.labels), "value": point(s.t, s.v)}))
-                        .collect(),
-                ),
-            ),
-            Value::Matrix(series) => return Ok(matrix_response(&series)),
-        };
-        Ok(success(json!({"resultType": kind, "result": result})))
+        if let Value::Matrix(series) = &v {
+            return Ok(matrix_response(series));
+        }
+        Ok(success(value_json(&v)))
     })
     .await
 }

@@ -15,6 +15,13 @@ pub mod error;
 mod ingest;
 mod params;
 
+pub use api::{format_value, value_json};
+
+/// Parses a Prometheus API timestamp (Unix seconds or RFC 3339) to ms.
+pub fn parse_time_param(name: &str, s: &str) -> Result<i64, error::ApiError> {
+    params::parse_time(name, s)
+}
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,7 +7,7 @@ use tidemark_query::LabelMatcher;
 use super::error::ApiError;
 
 /// A timestamp parameter in milliseconds.
-pub(super) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
     if let Ok(secs) = s.parse::<f64>()
         && secs.is_finite()
     {
