@@ -122,7 +122,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             fsync: Fsync::Batch,
             retention: Duration::from_secs(15 * 86_400),
-            ooo_window: Duration::from_secs(600),
+            ooo_window: Duration::from_secs(3600),
             flush_interval: Duration::from_secs(600),
             partition: Duration::from_secs(86_400),
             compact_interval: Duration::from_secs(600),

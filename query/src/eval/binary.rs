@@ -83,10 +83,12 @@ pub(crate) fn elem_op(op: BinOp, l: f64, r: f64) -> (f64, bool) {
     }
 }
 
+/// Prometheus 2.42's `shouldDropMetricName`: only the arithmetic
+/// operators, not `atan2` (the differential test caught that).
 fn drops_name(op: BinOp) -> bool {
     matches!(
         op,
-        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Pow | BinOp::Atan2
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Pow
     )
 }
 
