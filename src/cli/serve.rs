@@ -52,8 +52,13 @@ impl ServeArgs {
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
+    // Ingest and query handlers run on the blocking pool (parsing, waiting
+    // for group commit, evaluation). A small pool bounds memory: every
+    // pool thread keeps its own allocator caches, and tokio's default of
+    // 512 threads let RSS double under concurrent ingest.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(16)
         .thread_name("tidemark-http")
         .build()
         .context("starting the tokio runtime")?;

@@ -86,39 +86,48 @@ pub(super) async fn remote_write(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     blocking(move || {
-        let req = remote_write::decode(&body, st.cfg.server.max_decompressed_bytes)
+        let raw = remote_write::decompress(&body, st.cfg.server.max_decompressed_bytes)
             .map_err(|e| ApiError::bad_data(e.to_string()))?;
-        for m in &req.metadata {
-            st.db
-                .set_metadata(&m.metric_family_name, m.kind(), &m.help, &m.unit)?;
-        }
+        let mut metadata = Vec::new();
         let mut builder = BatchBuilder::new(&st.cache);
         let mut key = Vec::with_capacity(256);
         let mut invalid: Vec<String> = Vec::new();
         let mut invalid_samples = 0u64;
-        for ts in &req.timeseries {
-            let labels = match remote_write::series_labels(&ts.labels) {
-                Ok(l) => l,
-                Err(reason) => {
-                    invalid_samples += ts.samples.len() as u64;
-                    if invalid.len() < DEFAULT_MAX_ERRORS {
-                        let spelled: Vec<String> = ts
-                            .labels
-                            .iter()
-                            .map(|l| format!("{}={:?}", l.name, l.value))
-                            .collect();
-                        invalid.push(format!("series {{{}}}: {reason}", spelled.join(", ")));
-                    }
-                    continue;
+        remote_write::visit(
+            &raw,
+            |series| {
+                remote_write::series_key(series.labels, &mut key);
+                // Labels are checked only for series not seen before.
+                let labels = match st.cache.get(&key) {
+                    Some(_) => None,
+                    None => match remote_write::series_labels(series.labels) {
+                        Ok(l) => Some(l),
+                        Err(reason) => {
+                            invalid_samples += series.samples.len() as u64;
+                            if invalid.len() < DEFAULT_MAX_ERRORS {
+                                let spelled: Vec<String> = series
+                                    .labels
+                                    .iter()
+                                    .map(|(n, v)| format!("{n}={v:?}"))
+                                    .collect();
+                                invalid
+                                    .push(format!("series {{{}}}: {reason}", spelled.join(", ")));
+                            }
+                            return;
+                        }
+                    },
+                };
+                let mut labels = labels;
+                for &(ts, v) in series.samples {
+                    builder.push(&key, ts, v, || labels.take().unwrap_or_default());
                 }
-            };
-            remote_write::series_key(&ts.labels, &mut key);
-            let mut labels = Some(labels);
-            for s in &ts.samples {
-                builder.push(&key, s.timestamp, s.value, || {
-                    labels.take().unwrap_or_default()
-                });
-            }
+            },
+            |m| metadata.push(m),
+        )
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        for m in &metadata {
+            st.db
+                .set_metadata(&m.metric_family_name, m.kind(), &m.help, &m.unit)?;
         }
         let mut resolved = builder.finish(&st.db, st.series_limits())?;
         resolved.rejected_samples += invalid_samples;
