@@ -3,10 +3,11 @@
 //! path, and snappy with a decompressed-size limit.
 //!
 //! Invariants:
-//! - [`visit`] borrows label names and values from the request buffer and
-//!   reuses two scratch vectors: decoding allocates nothing per series or
-//!   sample (prost's owned messages cost two `String`s per label, which was
-//!   most of the server's CPU on remote-write ingest). The prost types stay
+//! - [`visit`] borrows from the request buffer and reuses scratch vectors:
+//!   nothing is allocated per series or sample, and labels are not even
+//!   decoded unless asked for: a series' raw label bytes are its cache key
+//!   (prost's owned messages cost two `String`s per label, and UTF-8
+//!   checks of every label were the next hot spot). The prost types stay
 //!   for encoding and as the reference the decoder is tested against.
 //! - The snappy header's declared length is checked against the limit
 //!   before any buffer is allocated (a small body cannot claim gigabytes).
@@ -117,22 +118,39 @@ pub struct WireError {
 
 /// One series of a request, borrowed from the decompressed buffer.
 pub struct SeriesRef<'a> {
-    /// `(name, value)` in wire order.
-    pub labels: &'a [(&'a str, &'a str)],
+    /// The series' `Label` fields exactly as encoded: a cache key (equal
+    /// bytes, equal series) that costs no decoding.
+    pub key: &'a [u8],
     /// `(timestamp_ms, value)` in wire order.
     pub samples: &'a [(i64, f64)],
+    /// Each `Label` message, decoded only on demand by [`SeriesRef::labels`].
+    label_msgs: &'a [(usize, &'a [u8])],
+}
+
+impl<'a> SeriesRef<'a> {
+    /// Decodes the labels `(name, value)` in wire order into `out`
+    /// (cleared first), checking that they are UTF-8.
+    pub fn labels(&self, out: &mut Vec<(&'a str, &'a str)>) -> Result<(), WireError> {
+        out.clear();
+        for &(offset, msg) in self.label_msgs {
+            out.push(label(msg).map_err(|e| e.shift(offset))?);
+        }
+        Ok(())
+    }
 }
 
 /// Walks a decompressed `WriteRequest`, calling `on_series` for every
 /// `TimeSeries` and `on_metadata` for every `MetricMetadata`, without
-/// allocating per series. Exemplars and native histograms are skipped.
+/// allocating or decoding labels per series (see [`SeriesRef`]). Exemplars
+/// and native histograms are skipped.
 pub fn visit<'a>(
     raw: &'a [u8],
     mut on_series: impl FnMut(&SeriesRef<'_>),
     mut on_metadata: impl FnMut(MetricMetadata),
 ) -> Result<(), WireError> {
-    let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
+    let mut label_msgs: Vec<(usize, &'a [u8])> = Vec::new();
     let mut samples: Vec<(i64, f64)> = Vec::new();
+    let mut key_scratch: Vec<u8> = Vec::new();
     let mut r = Wire { buf: raw, pos: 0 };
     while !r.done() {
         let (field, wt) = r.key()?;
@@ -140,15 +158,25 @@ pub fn visit<'a>(
             (1, 2) => {
                 let ts = r.bytes()?;
                 let base = r.pos - ts.len();
-                labels.clear();
+                label_msgs.clear();
                 samples.clear();
+                // Byte range of the label fields, and whether other fields
+                // interrupt it (then the key is assembled in a scratch buffer).
+                let (mut first, mut last, mut contiguous) = (None, 0, true);
                 let mut t = Wire { buf: ts, pos: 0 };
                 while !t.done() {
+                    let field_start = t.pos;
                     let (f, w) = t.key().map_err(|e| e.shift(base))?;
                     match (f, w) {
                         (1, 2) => {
                             let l = t.bytes().map_err(|e| e.shift(base))?;
-                            labels.push(label(l).map_err(|e| e.shift(base + t.pos - l.len()))?);
+                            label_msgs.push((base + t.pos - l.len(), l));
+                            if first.is_none() {
+                                first = Some(field_start);
+                            } else if last != field_start {
+                                contiguous = false;
+                            }
+                            last = t.pos;
                         }
                         (2, 2) => {
                             let s = t.bytes().map_err(|e| e.shift(base))?;
@@ -157,9 +185,22 @@ pub fn visit<'a>(
                         _ => t.skip(w).map_err(|e| e.shift(base))?,
                     }
                 }
+                let key: &[u8] = match first {
+                    None => &[],
+                    Some(first) if contiguous => &ts[first..last],
+                    Some(_) => {
+                        key_scratch.clear();
+                        for (_, msg) in &label_msgs {
+                            key_scratch.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+                            key_scratch.extend_from_slice(msg);
+                        }
+                        &key_scratch
+                    }
+                };
                 on_series(&SeriesRef {
-                    labels: &labels,
+                    key,
                     samples: &samples,
+                    label_msgs: &label_msgs,
                 });
             }
             (3, 2) => {
@@ -339,18 +380,6 @@ pub fn valid_metric_name(s: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
-/// The cache key of a series as remote write spells it: its label pairs in
-/// wire order, `\xff`-separated (never valid UTF-8, so unambiguous).
-pub fn series_key(labels: &[(&str, &str)], out: &mut Vec<u8>) {
-    out.clear();
-    for (name, value) in labels {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0xff);
-        out.extend_from_slice(value.as_bytes());
-        out.push(0xff);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,8 +428,10 @@ mod tests {
         visit(
             raw,
             |s| {
+                let mut labels = Vec::new();
+                s.labels(&mut labels).expect("valid UTF-8 labels");
                 series.push(TimeSeries {
-                    labels: s.labels.iter().map(|(n, v)| label(n, v)).collect(),
+                    labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
                     samples: s
                         .samples
                         .iter()
@@ -466,5 +497,54 @@ mod tests {
                 let _ = visit_all(&raw[..cut]);
             }
         }
+    }
+
+    /// Labels interleaved with samples still give one key per label set.
+    #[test]
+    fn interleaved_label_fields_make_a_stable_key() {
+        fn field(tag: u8, body: &[u8], out: &mut Vec<u8>) {
+            out.push(tag << 3 | 2);
+            out.push(body.len() as u8);
+            out.extend_from_slice(body);
+        }
+        let enc = |m: &dyn Fn(&mut Vec<u8>)| {
+            let mut v = Vec::new();
+            m(&mut v);
+            v
+        };
+        let a = prost::Message::encode_to_vec(&label("__name__", "up"));
+        let b = prost::Message::encode_to_vec(&label("job", "x"));
+        let smp = prost::Message::encode_to_vec(&Sample {
+            value: 1.0,
+            timestamp: 5,
+        });
+        let series = enc(&|v| {
+            field(1, &a, v);
+            field(2, &smp, v);
+            field(1, &b, v);
+        });
+        let req = enc(&|v| {
+            field(1, &series, v);
+            field(1, &series, v);
+        });
+        let mut keys = Vec::new();
+        visit(
+            &req,
+            |s| {
+                let mut labels = Vec::new();
+                s.labels(&mut labels).unwrap();
+                assert_eq!(labels, vec![("__name__", "up"), ("job", "x")]);
+                assert_eq!(s.samples, &[(5, 1.0)]);
+                keys.push(s.key.to_vec());
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], keys[1]);
+        assert!(
+            keys[0].len() > a.len() + b.len(),
+            "assembled from both labels"
+        );
     }
 }

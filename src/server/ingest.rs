@@ -54,7 +54,7 @@ pub(super) async fn line_protocol(
 
 fn ingest_lines(st: &AppState, body: &[u8], precision: Precision) -> Result<Response, ApiError> {
     let mut parser = LineParser::new(precision).with_max_errors(DEFAULT_MAX_ERRORS);
-    let mut builder = BatchBuilder::new(&st.cache);
+    let mut builder = BatchBuilder::new(&st.lp_cache);
     let now = super::now_ms();
     let mut key = Vec::with_capacity(256);
     let summary = parser.parse(body, 1, |p| {
@@ -89,37 +89,41 @@ pub(super) async fn remote_write(
         let raw = remote_write::decompress(&body, st.cfg.server.max_decompressed_bytes)
             .map_err(|e| ApiError::bad_data(e.to_string()))?;
         let mut metadata = Vec::new();
-        let mut builder = BatchBuilder::new(&st.cache);
-        let mut key = Vec::with_capacity(256);
+        let mut builder = BatchBuilder::new(&st.rw_cache);
         let mut invalid: Vec<String> = Vec::new();
         let mut invalid_samples = 0u64;
         remote_write::visit(
             &raw,
             |series| {
-                remote_write::series_key(series.labels, &mut key);
-                // Labels are checked only for series not seen before.
-                let labels = match st.cache.get(&key) {
+                // Labels are decoded and checked only for series not seen before.
+                let labels = match st.rw_cache.get(series.key) {
                     Some(_) => None,
-                    None => match remote_write::series_labels(series.labels) {
-                        Ok(l) => Some(l),
-                        Err(reason) => {
-                            invalid_samples += series.samples.len() as u64;
-                            if invalid.len() < DEFAULT_MAX_ERRORS {
-                                let spelled: Vec<String> = series
-                                    .labels
-                                    .iter()
-                                    .map(|(n, v)| format!("{n}={v:?}"))
-                                    .collect();
-                                invalid
-                                    .push(format!("series {{{}}}: {reason}", spelled.join(", ")));
+                    None => {
+                        let mut scratch = Vec::new();
+                        let checked = series
+                            .labels(&mut scratch)
+                            .map_err(|e| e.to_string())
+                            .and_then(|()| remote_write::series_labels(&scratch));
+                        match checked {
+                            Ok(l) => Some(l),
+                            Err(reason) => {
+                                invalid_samples += series.samples.len() as u64;
+                                if invalid.len() < DEFAULT_MAX_ERRORS {
+                                    let spelled: Vec<String> =
+                                        scratch.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+                                    invalid.push(format!(
+                                        "series {{{}}}: {reason}",
+                                        spelled.join(", ")
+                                    ));
+                                }
+                                return;
                             }
-                            return;
                         }
-                    },
+                    }
                 };
                 let mut labels = labels;
                 for &(ts, v) in series.samples {
-                    builder.push(&key, ts, v, || labels.take().unwrap_or_default());
+                    builder.push(series.key, ts, v, || labels.take().unwrap_or_default());
                 }
             },
             |m| metadata.push(m),

@@ -53,7 +53,11 @@ impl IngestCounters {
 pub struct AppState {
     pub db: Arc<Db>,
     pub cfg: Arc<Config>,
-    pub cache: SeriesCache,
+    /// Line-protocol series keys (`measurement,tags` + field) → ids.
+    pub lp_cache: SeriesCache,
+    /// Remote-write series keys (raw label fields) → ids. Separate from
+    /// `lp_cache` so keys of the two spellings can never collide.
+    pub rw_cache: SeriesCache,
     pub counters: IngestCounters,
     pub ready: AtomicBool,
 }
@@ -63,7 +67,8 @@ impl AppState {
         Arc::new(Self {
             db,
             cfg: Arc::new(cfg),
-            cache: SeriesCache::default(),
+            lp_cache: SeriesCache::default(),
+            rw_cache: SeriesCache::default(),
             counters: IngestCounters::default(),
             ready: AtomicBool::new(true),
         })
