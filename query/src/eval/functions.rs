@@ -630,164 +630,251 @@ fn over_range(ev: &mut Evaluator<'_>, func: Func, args: &[Expr]) -> Result<Val, 
         }));
     }
 
+    // Every series is independent: charge the whole result up front, then
+    // spread the series over the cores (this loop is most of a large
+    // rate/over_time query).
+    let n = ev.n;
+    ev.charge(data.len().saturating_mul(n))?;
+    let params = RangeParams {
+        func,
+        start: ev.start,
+        step: ev.step,
+        off,
+        range,
+        left_open,
+        scalar: &scalar,
+        deadline: ev.deadline,
+        timeout: ev.opts.timeout,
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(data.len() / PARALLEL_MIN_SERIES)
+        .max(1);
+    let results: Vec<Option<Vec<f64>>> = if threads == 1 {
+        range_series_all(&params, &data, n)?
+    } else {
+        let per = data.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<Option<Vec<f64>>>, EvalError>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = data
+                .chunks(per)
+                .map(|chunk| {
+                    let params = &params;
+                    sc.spawn(move || range_series_all(params, chunk, n))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("range function worker panicked"))
+                .collect()
+        });
+        let mut all = Vec::with_capacity(data.len());
+        for part in parts {
+            all.extend(part?);
+        }
+        all
+    };
     let mut out = Vec::with_capacity(data.len());
-    let mut sc = Scratch::default();
-    for s in data {
-        ev.check_deadline()?;
-        let mut vals = ev.new_vals()?;
-        let samples = &s.samples;
-        prepare(func, samples, &mut sc);
-        let mut win = Window {
-            lo: 0,
-            hi: 0,
-            left_open,
+    for (s, vals) in data.into_iter().zip(results) {
+        let Some(vals) = vals else { continue };
+        let labels = if func == Func::LastOverTime {
+            s.labels
+        } else {
+            s.labels.without_name()
         };
-        let mut reset_ptr = 0usize;
-        let mut dq_next = 0usize; // next sample index to push into the deque
-        let mut any = false;
-        for (i, slot) in vals.iter_mut().enumerate() {
-            let t = ev.start + i as i64 * ev.step - off;
-            let (lo, hi) = win.advance(samples, t - range, t);
-            if hi == lo {
-                continue;
-            }
-            let w = &samples[lo..hi];
-            let v = match func {
-                Func::Rate | Func::Increase | Func::Delta => {
-                    if w.len() < 2 {
-                        continue;
-                    }
-                    let is_counter = func != Func::Delta;
-                    let mut result = w[w.len() - 1].1 - w[0].1;
-                    if is_counter {
-                        while reset_ptr < sc.resets.len() && sc.resets[reset_ptr] <= lo {
-                            reset_ptr += 1;
-                        }
-                        let mut k = reset_ptr;
-                        while k < sc.resets.len() && sc.resets[k] < hi {
-                            result += samples[sc.resets[k] - 1].1;
-                            k += 1;
-                        }
-                    }
-                    extrapolated_rate(
-                        w,
-                        result,
-                        t - range,
-                        t,
-                        range,
-                        is_counter,
-                        func == Func::Rate,
-                    )
-                }
-                Func::Irate | Func::Idelta => {
-                    if w.len() < 2 {
-                        continue;
-                    }
-                    let (prev, last) = (w[w.len() - 2], w[w.len() - 1]);
-                    let is_rate = func == Func::Irate;
-                    let result = if is_rate && last.1 < prev.1 {
-                        last.1
-                    } else {
-                        last.1 - prev.1
-                    };
-                    let interval = last.0 - prev.0;
-                    if interval == 0 {
-                        continue;
-                    }
-                    if is_rate {
-                        result / (interval as f64 / 1000.0)
-                    } else {
-                        result
-                    }
-                }
-                Func::Deriv => {
-                    if w.len() < 2 {
-                        continue;
-                    }
-                    linear_regression(w, w[0].0).0
-                }
-                Func::PredictLinear => {
-                    if w.len() < 2 {
-                        continue;
-                    }
-                    let (slope, intercept) = linear_regression(w, ev.start + i as i64 * ev.step);
-                    slope * scalar[i] + intercept
-                }
-                Func::Changes | Func::Resets => (sc.prefix[hi - 1] - sc.prefix[lo]) as f64,
-                Func::CountOverTime => w.len() as f64,
-                Func::LastOverTime => w[w.len() - 1].1,
-                Func::PresentOverTime => 1.0,
-                Func::SumOverTime => {
-                    let (mut sum, mut c) = (0.0, 0.0);
-                    for &(_, v) in w {
-                        (sum, c) = kahan_inc(v, sum, c);
-                    }
-                    if sum.is_infinite() { sum } else { sum + c }
-                }
-                Func::AvgOverTime => avg_over_time(w),
-                Func::StddevOverTime | Func::StdvarOverTime => {
-                    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) =
-                        (0.0, 0.0, 0.0, 0.0, 0.0);
-                    for &(_, v) in w {
-                        count += 1.0;
-                        let delta = v - (mean + c_mean);
-                        (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
-                        (aux, c_aux) = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux);
-                    }
-                    let var = (aux + c_aux) / count;
-                    if func == Func::StddevOverTime {
-                        var.sqrt()
-                    } else {
-                        var
-                    }
-                }
-                Func::QuantileOverTime => {
-                    sc.values.clear();
-                    sc.values.extend(w.iter().map(|&(_, v)| v));
-                    quantile(scalar[i], &mut sc.values)
-                }
-                Func::MaxOverTime | Func::MinOverTime => {
-                    let is_max = func == Func::MaxOverTime;
-                    // Monotonic deque over non-NaN samples: front is the extreme.
-                    while dq_next < hi {
-                        let v = samples[dq_next].1;
-                        if !v.is_nan() {
-                            while let Some(&b) = sc.deque.back() {
-                                let bv = samples[b].1;
-                                if (is_max && bv <= v) || (!is_max && bv >= v) {
-                                    sc.deque.pop_back();
-                                } else {
-                                    break;
-                                }
-                            }
-                            sc.deque.push_back(dq_next);
-                        }
-                        dq_next += 1;
-                    }
-                    while sc.deque.front().is_some_and(|&f| f < lo) {
-                        sc.deque.pop_front();
-                    }
-                    match sc.deque.front() {
-                        Some(&f) => samples[f].1,
-                        None => f64::NAN,
-                    }
-                }
-                _ => continue,
-            };
-            *slot = v;
-            any = true;
-        }
-        if any {
-            let labels = if func == Func::LastOverTime {
-                s.labels
-            } else {
-                s.labels.without_name()
-            };
-            out.push(StepSeries { labels, vals });
-        }
+        out.push(StepSeries { labels, vals });
     }
     check_unique_labels(&out)?;
     Ok(Val::Vector(out))
+}
+
+/// A series count below which splitting a range function across threads
+/// costs more than it saves.
+const PARALLEL_MIN_SERIES: usize = 64;
+
+/// What a range function needs per series, shared read-only by workers.
+struct RangeParams<'a> {
+    func: Func,
+    start: i64,
+    step: i64,
+    off: i64,
+    range: i64,
+    left_open: bool,
+    scalar: &'a [f64],
+    deadline: std::time::Instant,
+    timeout: std::time::Duration,
+}
+
+/// Evaluates a range function over `data` series; `None` where a series
+/// has no value at any step.
+fn range_series_all(
+    p: &RangeParams<'_>,
+    data: &[crate::source::SeriesData],
+    n: usize,
+) -> Result<Vec<Option<Vec<f64>>>, EvalError> {
+    let mut sc = Scratch::default();
+    let mut out = Vec::with_capacity(data.len());
+    for (k, s) in data.iter().enumerate() {
+        if k % 64 == 0 && std::time::Instant::now() > p.deadline {
+            return Err(EvalError::Timeout { limit: p.timeout });
+        }
+        let mut vals = vec![absent(); n];
+        let any = range_series(p, &s.samples, &mut sc, &mut vals);
+        out.push(any.then_some(vals));
+    }
+    Ok(out)
+}
+
+/// One series of a range function: fills `vals` per step, returns whether
+/// any step has a value.
+fn range_series(
+    p: &RangeParams<'_>,
+    samples: &[(i64, f64)],
+    sc: &mut Scratch,
+    vals: &mut [f64],
+) -> bool {
+    let (func, off, range, left_open) = (p.func, p.off, p.range, p.left_open);
+    prepare(func, samples, sc);
+    let mut win = Window {
+        lo: 0,
+        hi: 0,
+        left_open,
+    };
+    let mut reset_ptr = 0usize;
+    let mut dq_next = 0usize; // next sample index to push into the deque
+    let mut any = false;
+    for (i, slot) in vals.iter_mut().enumerate() {
+        let t = p.start + i as i64 * p.step - off;
+        let (lo, hi) = win.advance(samples, t - range, t);
+        if hi == lo {
+            continue;
+        }
+        let w = &samples[lo..hi];
+        let v = match func {
+            Func::Rate | Func::Increase | Func::Delta => {
+                if w.len() < 2 {
+                    continue;
+                }
+                let is_counter = func != Func::Delta;
+                let mut result = w[w.len() - 1].1 - w[0].1;
+                if is_counter {
+                    while reset_ptr < sc.resets.len() && sc.resets[reset_ptr] <= lo {
+                        reset_ptr += 1;
+                    }
+                    let mut k = reset_ptr;
+                    while k < sc.resets.len() && sc.resets[k] < hi {
+                        result += samples[sc.resets[k] - 1].1;
+                        k += 1;
+                    }
+                }
+                extrapolated_rate(
+                    w,
+                    result,
+                    t - range,
+                    t,
+                    range,
+                    is_counter,
+                    func == Func::Rate,
+                )
+            }
+            Func::Irate | Func::Idelta => {
+                if w.len() < 2 {
+                    continue;
+                }
+                let (prev, last) = (w[w.len() - 2], w[w.len() - 1]);
+                let is_rate = func == Func::Irate;
+                let result = if is_rate && last.1 < prev.1 {
+                    last.1
+                } else {
+                    last.1 - prev.1
+                };
+                let interval = last.0 - prev.0;
+                if interval == 0 {
+                    continue;
+                }
+                if is_rate {
+                    result / (interval as f64 / 1000.0)
+                } else {
+                    result
+                }
+            }
+            Func::Deriv => {
+                if w.len() < 2 {
+                    continue;
+                }
+                linear_regression(w, w[0].0).0
+            }
+            Func::PredictLinear => {
+                if w.len() < 2 {
+                    continue;
+                }
+                let (slope, intercept) = linear_regression(w, p.start + i as i64 * p.step);
+                slope * p.scalar[i] + intercept
+            }
+            Func::Changes | Func::Resets => (sc.prefix[hi - 1] - sc.prefix[lo]) as f64,
+            Func::CountOverTime => w.len() as f64,
+            Func::LastOverTime => w[w.len() - 1].1,
+            Func::PresentOverTime => 1.0,
+            Func::SumOverTime => {
+                let (mut sum, mut c) = (0.0, 0.0);
+                for &(_, v) in w {
+                    (sum, c) = kahan_inc(v, sum, c);
+                }
+                if sum.is_infinite() { sum } else { sum + c }
+            }
+            Func::AvgOverTime => avg_over_time(w),
+            Func::StddevOverTime | Func::StdvarOverTime => {
+                let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) =
+                    (0.0, 0.0, 0.0, 0.0, 0.0);
+                for &(_, v) in w {
+                    count += 1.0;
+                    let delta = v - (mean + c_mean);
+                    (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+                    (aux, c_aux) = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux);
+                }
+                let var = (aux + c_aux) / count;
+                if func == Func::StddevOverTime {
+                    var.sqrt()
+                } else {
+                    var
+                }
+            }
+            Func::QuantileOverTime => {
+                sc.values.clear();
+                sc.values.extend(w.iter().map(|&(_, v)| v));
+                quantile(p.scalar[i], &mut sc.values)
+            }
+            Func::MaxOverTime | Func::MinOverTime => {
+                let is_max = func == Func::MaxOverTime;
+                // Monotonic deque over non-NaN samples: front is the extreme.
+                while dq_next < hi {
+                    let v = samples[dq_next].1;
+                    if !v.is_nan() {
+                        while let Some(&b) = sc.deque.back() {
+                            let bv = samples[b].1;
+                            if (is_max && bv <= v) || (!is_max && bv >= v) {
+                                sc.deque.pop_back();
+                            } else {
+                                break;
+                            }
+                        }
+                        sc.deque.push_back(dq_next);
+                    }
+                    dq_next += 1;
+                }
+                while sc.deque.front().is_some_and(|&f| f < lo) {
+                    sc.deque.pop_front();
+                }
+                match sc.deque.front() {
+                    Some(&f) => samples[f].1,
+                    None => f64::NAN,
+                }
+            }
+            _ => continue,
+        };
+        *slot = v;
+        any = true;
+    }
+    any
 }
 
 /// Per-series precomputation for the O(1)-per-step functions.

@@ -432,6 +432,11 @@ impl<'a> Evaluator<'a> {
         let raw: usize = data.iter().map(|s| s.samples.len()).sum();
         self.charge(raw)?;
         for s in &mut data {
+            // A read-only scan first: most series hold no NaN at all, and
+            // writing through every sample cost 7 % of a large query.
+            if !s.samples.iter().any(|(_, v)| v.is_nan()) {
+                continue;
+            }
             for (_, v) in &mut s.samples {
                 if v.is_nan() && !is_stale_nan(*v) {
                     *v = f64::NAN;
@@ -453,7 +458,9 @@ impl<'a> Evaluator<'a> {
         let end = self.ts(self.n - 1);
         let mut data = self.select(vs, self.start - off - range_ms, end - off)?;
         for s in &mut data {
-            s.samples.retain(|&(_, v)| !is_stale_nan(v));
+            if s.samples.iter().any(|&(_, v)| is_stale_nan(v)) {
+                s.samples.retain(|&(_, v)| !is_stale_nan(v));
+            }
         }
         data.retain(|s| !s.samples.is_empty());
         Ok(data)
