@@ -22,9 +22,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use tidemark_query::{EvalError, EvalOptions, SeriesSource, Value};
 
-use super::AppState;
 use super::error::ApiError;
 use super::params::{parse_duration_ms, parse_matches, parse_time};
+use super::{AppState, blocking};
 use crate::source::DbSource;
 
 /// Request parameters from the URL query and a form-encoded body.
@@ -153,14 +153,6 @@ impl AppState {
     fn source(&self) -> DbSource<'_> {
         DbSource::new(&self.db, self.cfg.limits.query_max_series)
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
 }
 
 fn timeout_param(p: &Params) -> Result<Option<i64>, ApiError> {
@@ -338,9 +330,7 @@ pub(super) async fn series(
         let src = st.source();
         let mut ids = Vec::new();
         for sel in &selectors {
-            ids.extend(src.select_ids(sel).map_err(|e| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", e.to_string())
-            })?);
+            ids.extend(src.select_ids(sel).map_err(source_error)?);
         }
         ids.sort();
         ids.dedup();
@@ -370,21 +360,7 @@ pub(super) async fn labels(
     let selectors = parse_matches(&p.all("match[]"))?;
     blocking(move || {
         let src = st.source();
-        let mut names = Vec::new();
-        if selectors.is_empty() {
-            names = src
-                .label_names(&[], i64::MIN, i64::MAX)
-                .map_err(source_error)?;
-        }
-        for sel in &selectors {
-            names.extend(
-                src.label_names(sel, i64::MIN, i64::MAX)
-                    .map_err(source_error)?,
-            );
-        }
-        names.sort();
-        names.dedup();
-        Ok(success(json!(names)))
+        union_over(&selectors, |sel| src.label_names(sel, i64::MIN, i64::MAX))
     })
     .await
 }
@@ -401,23 +377,29 @@ pub(super) async fn label_values(
     let selectors = parse_matches(&p.all("match[]"))?;
     blocking(move || {
         let src = st.source();
-        let mut values = Vec::new();
-        if selectors.is_empty() {
-            values = src
-                .label_values(&name, &[], i64::MIN, i64::MAX)
-                .map_err(source_error)?;
-        }
-        for sel in &selectors {
-            values.extend(
-                src.label_values(&name, sel, i64::MIN, i64::MAX)
-                    .map_err(source_error)?,
-            );
-        }
-        values.sort();
-        values.dedup();
-        Ok(success(json!(values)))
+        union_over(&selectors, |sel| {
+            src.label_values(&name, sel, i64::MIN, i64::MAX)
+        })
     })
     .await
+}
+
+/// The sorted union of `f` over every `match[]` selector (or over no
+/// matchers, meaning all series, when none was given).
+fn union_over(
+    selectors: &[Vec<tidemark_query::LabelMatcher>],
+    f: impl Fn(&[tidemark_query::LabelMatcher]) -> Result<Vec<String>, tidemark_query::SourceError>,
+) -> Result<Response, ApiError> {
+    let mut out = Vec::new();
+    if selectors.is_empty() {
+        out = f(&[]).map_err(source_error)?;
+    }
+    for sel in selectors {
+        out.extend(f(sel).map_err(source_error)?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(success(json!(out)))
 }
 
 fn source_error(e: tidemark_query::SourceError) -> ApiError {

@@ -22,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tidemark_storage::Labels;
 
-use super::AppState;
 use super::error::ApiError;
+use super::{AppState, blocking};
 use crate::ingest::DEFAULT_MAX_ERRORS;
 use crate::ingest::lineproto::{LineParser, Precision};
 use crate::ingest::remote_write;
@@ -208,13 +208,4 @@ fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, 
             format!("unsupported Content-Encoding {other:?}: use gzip or none"),
         )),
     }
-}
-
-/// Runs `f` on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))?
 }

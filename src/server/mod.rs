@@ -140,9 +140,7 @@ pub fn router(st: Arc<AppState>) -> Router {
 async fn admin_flush(
     State(st): State<Arc<AppState>>,
 ) -> Result<axum::http::StatusCode, error::ApiError> {
-    tokio::task::spawn_blocking(move || st.db.flush())
-        .await
-        .map_err(|e| error::ApiError::internal(e.to_string()))??;
+    blocking(move || Ok(st.db.flush()?)).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -152,12 +150,11 @@ async fn admin_flush(
 async fn admin_compact(
     State(st): State<Arc<AppState>>,
 ) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
-    let rewritten = tokio::task::spawn_blocking(move || {
+    let rewritten = blocking(move || {
         st.db.flush()?;
-        st.db.compact()
+        Ok(st.db.compact()?)
     })
-    .await
-    .map_err(|e| error::ApiError::internal(e.to_string()))??;
+    .await?;
     Ok(axum::Json(
         serde_json::json!({"status": "success", "data": {"partitions_rewritten": rewritten}}),
     ))
@@ -214,6 +211,16 @@ pub async fn start(db: Arc<Db>, cfg: Config) -> std::io::Result<Running> {
         stop,
         task,
     })
+}
+
+/// Runs `f` on tokio's blocking pool: parsing bodies, waiting for group
+/// commit and evaluating queries must never stall an async worker.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, error::ApiError> + Send + 'static,
+) -> Result<T, error::ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| error::ApiError::internal(format!("blocking task failed: {e}")))?
 }
 
 pub(crate) fn now_ms() -> i64 {
