@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod ingest;
+pub mod rules;
 pub mod server;
 pub mod source;
 

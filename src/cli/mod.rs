@@ -14,6 +14,7 @@ pub mod import;
 pub mod inspect;
 pub mod query;
 pub mod rss;
+pub mod rules;
 pub mod serve;
 
 /// Tidemark: embedded time-series engine and local monitor.
@@ -36,6 +37,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run a PromQL query against a data directory or a server.
     Query(query::QueryArgs),
+    /// Rule files: `rules check FILE...` validates them.
+    Rules(rules::RulesArgs),
     /// Print the default configuration file (every option, documented).
     Config,
 }
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Rules(args) => rules::run(&args),
         Command::Config => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(())

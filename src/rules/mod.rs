@@ -1,0 +1,46 @@
+//! Rules: Prometheus rule-group files (recording and alerting rules), their
+//! validation (`tidemark rules check`), their evaluation at an injected time
+//! with Prometheus's alert state machine, and the default rule pack.
+//!
+//! - [`file`]: YAML shape, promtool-style validation, [`RuleGroup`].
+//! - [`eval`]: [`RuleGroup::eval`] over any `SeriesSource`, [`GroupState`]
+//!   (serde, for persistence), `ALERTS` / `ALERTS_FOR_STATE` samples.
+//! - [`template`]: the `{{ $labels.x }}` / `{{ $value }}` expander.
+//!
+//! Invariants: nothing here reads the clock, opens files other than the
+//! rule file asked for, or writes samples: evaluation returns samples and
+//! the caller (the server, later) appends them. The default pack
+//! ([`DEFAULT_RULES`]) must pass the same validation as user files (a
+//! test enforces it).
+
+pub mod eval;
+pub mod file;
+pub mod template;
+
+pub use eval::{
+    Alert, AlertState, GroupOutput, GroupState, RESOLVED_RETENTION, RESOLVED_RETENTION_MS,
+    RuleAlerts, RuleEvalError,
+};
+pub use file::{
+    AlertingRule, DEFAULT_INTERVAL, RecordingRule, Rule, RuleError, RuleErrorKind, RuleErrors,
+    RuleGroup, RuleRef, load_rule_file, parse_rule_file,
+};
+pub use template::{Template, TemplateError};
+
+/// The default rule pack's YAML (`src/rules/default.yml`).
+pub const DEFAULT_RULES: &str = include_str!("default.yml");
+
+/// The name the default pack has in error messages.
+pub const DEFAULT_RULES_NAME: &str = "<default rules>";
+
+/// The default rule pack, parsed and validated.
+///
+/// # Errors
+/// Never in a released binary (a test checks the pack); the type keeps
+/// callers honest if the pack is ever edited badly.
+pub fn default_groups() -> Result<Vec<RuleGroup>, RuleErrors> {
+    parse_rule_file(DEFAULT_RULES_NAME, DEFAULT_RULES)
+}
+
+#[cfg(test)]
+mod tests;
