@@ -61,7 +61,8 @@ fn check(files: &[PathBuf], default: bool) -> anyhow::Result<()> {
                 for e in &errs.0 {
                     eprintln!("{e}");
                 }
-                eprintln!("{name}: {} errors", errs.0.len());
+                let n = errs.0.len();
+                eprintln!("{name}: {n} error{}", if n == 1 { "" } else { "s" });
             }
         }
     }

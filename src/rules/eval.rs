@@ -31,10 +31,10 @@ use tidemark_query::{
 
 use crate::rules::file::{AlertingRule, RecordingRule, Rule, RuleGroup};
 
-/// How long a resolved alert stays in the state (Prometheus: 15 min).
+/// How long a resolved alert stays in the state (Prometheus: 15 min), ms.
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 
-/// Alias kept for the module docs.
+/// [`RESOLVED_RETENTION_MS`] as a `Duration`.
 pub const RESOLVED_RETENTION: std::time::Duration =
     std::time::Duration::from_millis(RESOLVED_RETENTION_MS as u64);
 
@@ -183,8 +183,10 @@ pub struct GroupOutput {
 }
 
 impl RuleGroup {
-    /// Evaluates every rule at `t_ms` (minus the group's `query_offset`),
-    /// updating `state`'s alerts, and returns the samples to write.
+    /// Evaluates every rule at `t_ms`, updating `state`'s alerts, and
+    /// returns the samples to write. With a `query_offset`, queries run and
+    /// samples are stamped at `t_ms - query_offset` while alert times
+    /// (`active_at`, `fired_at`, ...) stay at `t_ms`, as in Prometheus.
     pub fn eval(
         &self,
         state: &mut GroupState,
@@ -198,7 +200,18 @@ impl RuleGroup {
             inner: source,
             extra: Vec::new(),
         };
-        let mut live_keys = HashSet::new();
+        // State of rules that no longer exist is dropped; a rule whose query
+        // fails this round keeps its alerts (and its `for` clock).
+        let live_keys: HashSet<String> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Rule::Alerting(a) => Some(rule_key(i, &a.alert)),
+                Rule::Recording(_) => None,
+            })
+            .collect();
+        state.rules.retain(|k, _| live_keys.contains(k));
         for (index, rule) in self.rules.iter().enumerate() {
             let name = rule.name().to_string();
             let expr = match rule {
@@ -232,10 +245,8 @@ impl RuleGroup {
             let produced = match rule {
                 Rule::Recording(r) => recording(r, index, self.limit, vector, t),
                 Rule::Alerting(a) => {
-                    let key = rule_key(index, &a.alert);
-                    live_keys.insert(key.clone());
-                    let alerts = state.rules.entry(key).or_default();
-                    alerting(a, index, self.limit, alerts, vector, t)
+                    let alerts = state.rules.entry(rule_key(index, &a.alert)).or_default();
+                    alerting(a, index, self.limit, alerts, vector, t_ms, t)
                 }
             };
             match produced {
@@ -246,8 +257,6 @@ impl RuleGroup {
                 Err(e) => out.errors.push(e),
             }
         }
-        // State of rules that no longer exist is dropped.
-        state.rules.retain(|k, _| live_keys.contains(k));
         out
     }
 }
@@ -294,6 +303,7 @@ fn alerting(
     state: &mut RuleAlerts,
     vector: Vec<Sample>,
     t: i64,
+    sample_t: i64,
 ) -> Result<Vec<Sample>, RuleEvalError> {
     let for_ms = a.for_.as_millis() as i64;
     let keep_ms = a.keep_firing_for.as_millis() as i64;
@@ -385,14 +395,14 @@ fn alerting(
         l.set("alertstate", alert.state.as_str().into());
         samples.push(Sample {
             labels: l,
-            t,
+            t: sample_t,
             v: 1.0,
         });
         let mut l = base;
         l.set(METRIC_NAME, "ALERTS_FOR_STATE".into());
         samples.push(Sample {
             labels: l,
-            t,
+            t: sample_t,
             v: alert.active_at_ms.div_euclid(1000) as f64,
         });
     }

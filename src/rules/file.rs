@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
-use tidemark_query::ast::Expr;
+use tidemark_query::ast::{Expr, ValueType};
 
 use crate::config::duration::{DurationError, parse_duration};
 use crate::ingest::remote_write::{valid_label_name, valid_metric_name};
@@ -155,6 +155,8 @@ pub struct RuleError {
     pub file: String,
     /// 1-based YAML line, when known.
     pub line: Option<u32>,
+    /// 1-based YAML column, when known (YAML syntax and shape errors).
+    pub col: Option<u32>,
     /// The group's name, when the problem is inside a group.
     pub group: Option<String>,
     /// The rule, when the problem is inside a rule.
@@ -168,6 +170,9 @@ impl fmt::Display for RuleError {
         write!(f, "{}", self.file)?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
+            if let Some(col) = self.col {
+                write!(f, ":{col}")?;
+            }
         }
         if let Some(g) = &self.group {
             write!(f, ": group {g:?}")?;
@@ -239,6 +244,9 @@ pub enum RuleErrorKind {
         /// The parser's message.
         message: String,
     },
+    /// The expression has a type rules cannot use (a range vector or a string).
+    #[error("expression must return an instant vector or a scalar, not a {0}")]
+    ExprType(&'static str),
     /// A field recording rules do not take (`for`, `keep_firing_for`, `annotations`).
     #[error("invalid field {0:?} in recording rule")]
     FieldOnRecordingRule(&'static str),
@@ -283,6 +291,7 @@ pub fn load_rule_file(path: &std::path::Path) -> Result<Vec<RuleGroup>, RuleErro
         Err(e) => Err(RuleErrors(vec![RuleError {
             file: name,
             line: None,
+            col: None,
             group: None,
             rule: None,
             kind: RuleErrorKind::Io(e.to_string()),
@@ -301,10 +310,11 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Vec<RuleGroup>, RuleErr
         match serde_saphyr::from_str(text) {
             Ok(r) => r,
             Err(e) => {
-                let line = e.location().map(|l| l.line() as u32);
+                let loc = e.location().filter(|l| l.line() > 0);
                 return Err(RuleErrors(vec![RuleError {
                     file: file.to_string(),
-                    line,
+                    line: loc.map(|l| l.line() as u32),
+                    col: loc.map(|l| l.column() as u32),
                     group: None,
                     rule: None,
                     kind: RuleErrorKind::Yaml(yaml_message(&e)),
@@ -322,6 +332,7 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Vec<RuleGroup>, RuleErr
             errors.push(RuleError {
                 file: file.to_string(),
                 line,
+                col: None,
                 group: Some(g.name.clone()),
                 rule,
                 kind,
@@ -400,16 +411,30 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Vec<RuleGroup>, RuleErr
     }
 }
 
-/// The first line of saphyr's message (the rest is a source snippet we
-/// replace with our own `file:line:` prefix).
+/// The first line of saphyr's message without its `line N column M: `
+/// prefix (we print our own `file:line:col:`).
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     let s = e.to_string();
-    s.lines()
+    let first = s
+        .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid YAML")
         .trim()
-        .trim_start_matches("error: ")
-        .to_string()
+        .trim_start_matches("error: ");
+    strip_location(first).to_string()
+}
+
+/// `line 6 column 5: msg` → `msg`.
+fn strip_location(s: &str) -> &str {
+    let Some(rest) = s.strip_prefix("line ") else {
+        return s;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let Some(rest) = rest.strip_prefix(" column ") else {
+        return s;
+    };
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    rest.strip_prefix(": ").unwrap_or(s)
 }
 
 fn line_of(loc: &serde_saphyr::Location) -> Option<u32> {
@@ -451,7 +476,13 @@ fn check_rule(
         None
     } else {
         match tidemark_query::parse(&expr_text) {
-            Ok(e) => Some(e),
+            Ok(e) => match e.value_type() {
+                ValueType::Vector | ValueType::Scalar => Some(e),
+                other => {
+                    push(RuleErrorKind::ExprType(other.describe()), expr_line);
+                    None
+                }
+            },
             Err(e) => {
                 push(
                     RuleErrorKind::Expr {
@@ -717,9 +748,28 @@ groups:
     }
 
     #[test]
-    fn bad_yaml_has_a_line() {
+    fn bad_yaml_has_a_line_and_column() {
         let e = one("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: [unclosed\n");
         assert!(matches!(e.kind, RuleErrorKind::Yaml(_)), "{e}");
-        assert!(e.line.is_some(), "{e}");
+        assert_eq!((e.line, e.col), (Some(5), Some(11)), "{e}");
+        let e = one("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    severity: x\n");
+        assert!(
+            e.to_string()
+                .starts_with("r.yml:6:5: unknown field `severity`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn expression_type_is_checked() {
+        for (expr, got) in [("up[5m]", "range vector"), ("'\"s\"'", "string")] {
+            let e = one(&format!(
+                "groups:\n- name: g\n  rules:\n  - record: r\n    expr: {expr}\n"
+            ));
+            assert!(
+                matches!(e.kind, RuleErrorKind::ExprType(t) if t.contains(got)),
+                "{e}"
+            );
+        }
     }
 }

@@ -403,3 +403,61 @@ fn default_pack_passes_the_checker_and_evaluates() {
         ]
     );
 }
+
+#[test]
+fn a_failing_query_keeps_the_alert_state_and_other_rules_run() {
+    let g = group(
+        "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: m > 0\n    for: 2m\n  - record: r\n    expr: vector(1)\n",
+    );
+    let src = source(&[("x", &minutes(0..4), 1.0)]);
+    let mut st = GroupState::default();
+    step(&g, &mut st, &src, 0);
+    // The selector hits the series limit: the alert rule fails, `r` still runs.
+    let strict = EvalOptions {
+        max_series: 0,
+        ..EvalOptions::default()
+    };
+    let out = g.eval(&mut st, &src, MIN, &strict);
+    assert!(
+        matches!(out.errors[..], [RuleEvalError::Query { index: 0, .. }]),
+        "{:?}",
+        out.errors
+    );
+    assert_eq!(out.samples.len(), 1);
+    assert_eq!(out.samples[0].labels, lbl(&[("__name__", "r")]));
+    assert_eq!(st.alerts().next().unwrap().state, AlertState::Pending);
+    let (s, _) = step(&g, &mut st, &src, 2 * MIN);
+    assert_eq!(s["x"], AlertState::Firing, "the for clock kept running");
+}
+
+#[test]
+fn query_offset_shifts_the_evaluation_time() {
+    let g = group("groups:\n- name: g\n  query_offset: 1m\n  rules:\n  - record: r\n    expr: m\n");
+    let src = source(&[("x", &[0], 1.0)]);
+    let opts = EvalOptions {
+        lookback: std::time::Duration::from_secs(30),
+        ..EvalOptions::default()
+    };
+    let out = g.eval(&mut GroupState::default(), &src, MIN, &opts);
+    assert_eq!(out.samples.len(), 1);
+    assert_eq!(out.samples[0].t, 0, "sampled and stamped at t - offset");
+
+    let g = group("groups:\n- name: g\n  query_offset: 1m\n  rules:\n  - alert: A\n    expr: m\n");
+    let mut st = GroupState::default();
+    let out = g.eval(&mut st, &src, MIN, &opts);
+    assert!(out.samples.iter().all(|s| s.t == 0));
+    assert_eq!(st.alerts().next().unwrap().active_at_ms, MIN);
+}
+
+#[test]
+fn removed_rules_lose_their_state() {
+    let g = alert_group("m > 0", "");
+    let src = source(&[("x", &[0], 1.0)]);
+    let mut st = GroupState::default();
+    step(&g, &mut st, &src, 0);
+    assert_eq!(st.alerts().count(), 1);
+    let other = group("groups:\n- name: g\n  rules:\n  - alert: B\n    expr: m > 5\n");
+    step(&other, &mut st, &src, MIN);
+    assert_eq!(st.alerts().count(), 0);
+    assert!(st.rule_alerts(0, "A").is_none());
+}
