@@ -23,6 +23,7 @@ use serde_json::{Value as Json, json};
 use tidemark_query::{EvalError, EvalOptions, SeriesSource, Value};
 
 use super::error::ApiError;
+use super::metrics::QueryEndpoint;
 use super::params::{parse_duration_ms, parse_matches, parse_time};
 use super::{AppState, blocking};
 use crate::source::DbSource;
@@ -199,7 +200,10 @@ pub(super) async fn query(
     let t = p.time_or("time", super::now_ms())?;
     let opts = st.eval_options(timeout_param(&p)?);
     blocking(move || {
-        let v = tidemark_query::eval_instant(&st.source(), &expr, t, &opts).map_err(eval_error)?;
+        let started = std::time::Instant::now();
+        let v = tidemark_query::eval_instant(&st.source(), &expr, t, &opts);
+        st.metrics.observe_query(QueryEndpoint::Query, started);
+        let v = v.map_err(eval_error)?;
         if let Value::Matrix(series) = &v {
             return Ok(matrix_response(series));
         }
@@ -303,8 +307,10 @@ pub(super) async fn query_range(
     }
     let opts = st.eval_options(timeout_param(&p)?);
     blocking(move || {
-        let series = tidemark_query::eval_range(&st.source(), &expr, start, end, step, &opts)
-            .map_err(eval_error)?;
+        let started = std::time::Instant::now();
+        let series = tidemark_query::eval_range(&st.source(), &expr, start, end, step, &opts);
+        st.metrics.observe_query(QueryEndpoint::QueryRange, started);
+        let series = series.map_err(eval_error)?;
         Ok(matrix_response(&series))
     })
     .await

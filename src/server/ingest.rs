@@ -23,6 +23,7 @@ use serde::Deserialize;
 use tidemark_storage::Labels;
 
 use super::error::ApiError;
+use super::metrics::{Protocol, RejectReason};
 use super::{AppState, blocking};
 use crate::ingest::DEFAULT_MAX_ERRORS;
 use crate::ingest::lineproto::{LineParser, Precision};
@@ -39,6 +40,27 @@ pub(super) struct WriteParams {
 pub(super) async fn line_protocol(
     State(st): State<Arc<AppState>>,
     Query(params): Query<WriteParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let st2 = st.clone();
+    let result = line_protocol_inner(st, params, headers, body).await;
+    count_request(&st2, Protocol::LineProtocol, &result);
+    result
+}
+
+/// Counts one ingest request by the status it is answered with.
+fn count_request(st: &AppState, p: Protocol, result: &Result<Response, ApiError>) {
+    let status = match result {
+        Ok(r) => r.status(),
+        Err(e) => e.status,
+    };
+    st.metrics.ingest_request(p, status);
+}
+
+async fn line_protocol_inner(
+    st: Arc<AppState>,
+    params: WriteParams,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -77,7 +99,11 @@ fn ingest_lines(st: &AppState, body: &[u8], precision: Precision) -> Result<Resp
     });
     let resolved = builder.finish(&st.db, st.series_limits())?;
     let line_errors: Vec<String> = summary.errors.iter().map(|e| e.to_string()).collect();
-    store(st, resolved, summary.rejected_lines, line_errors)
+    let rejected = Rejected {
+        lines: summary.rejected_lines,
+        invalid_series: 0,
+    };
+    store(st, Protocol::LineProtocol, resolved, rejected, line_errors)
 }
 
 /// `POST /api/v1/write`: snappy-compressed protobuf `WriteRequest`.
@@ -85,6 +111,13 @@ pub(super) async fn remote_write(
     State(st): State<Arc<AppState>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let st2 = st.clone();
+    let result = remote_write_inner(st, body).await;
+    count_request(&st2, Protocol::RemoteWrite, &result);
+    result
+}
+
+async fn remote_write_inner(st: Arc<AppState>, body: Bytes) -> Result<Response, ApiError> {
     blocking(move || {
         let raw = remote_write::decompress(&body, st.cfg.server.max_decompressed_bytes)
             .map_err(|e| ApiError::bad_data(e.to_string()))?;
@@ -133,22 +166,55 @@ pub(super) async fn remote_write(
             st.db
                 .set_metadata(&m.metric_family_name, m.kind(), &m.help, &m.unit)?;
         }
-        let mut resolved = builder.finish(&st.db, st.series_limits())?;
-        resolved.rejected_samples += invalid_samples;
-        store(st.as_ref(), resolved, 0, invalid)
+        let resolved = builder.finish(&st.db, st.series_limits())?;
+        let rejected = Rejected {
+            lines: 0,
+            invalid_series: invalid_samples,
+        };
+        store(
+            st.as_ref(),
+            Protocol::RemoteWrite,
+            resolved,
+            rejected,
+            invalid,
+        )
     })
     .await
+}
+
+/// What a request rejected before resolving series.
+struct Rejected {
+    /// Line-protocol lines that did not parse.
+    lines: u64,
+    /// Remote-write samples of series with invalid labels.
+    invalid_series: u64,
 }
 
 /// Appends the batch and builds the response.
 fn store(
     st: &AppState,
+    protocol: Protocol,
     resolved: Resolved,
-    rejected_lines: u64,
+    rejected: Rejected,
     mut problems: Vec<String>,
 ) -> Result<Response, ApiError> {
-    let outcome = st.db.append(&resolved.batch)?;
-    let rejected_samples = resolved.rejected_samples + outcome.rejected();
+    let outcome = {
+        let _in_flight = st.metrics.batch_in_flight();
+        st.db.append(&resolved.batch)?
+    };
+    let rejected_lines = rejected.lines;
+    st.metrics.ingest_samples(
+        protocol,
+        outcome.accepted,
+        &[
+            (RejectReason::TooOld, outcome.too_old),
+            (RejectReason::UnknownSeries, outcome.unknown_series),
+            (RejectReason::InvalidLine, rejected.lines),
+            (RejectReason::InvalidSeries, rejected.invalid_series),
+            (RejectReason::SeriesLimit, resolved.rejected_samples),
+        ],
+    );
+    let rejected_samples = resolved.rejected_samples + rejected.invalid_series + outcome.rejected();
     problems.extend(
         resolved
             .rejected_series
@@ -162,7 +228,6 @@ fn store(
             outcome.too_old
         ));
     }
-    st.counters.record(outcome.accepted, rejected_samples);
     if rejected_lines == 0 && rejected_samples == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

@@ -12,7 +12,9 @@
 mod api;
 mod auth;
 pub mod error;
+mod federate;
 mod ingest;
+pub mod metrics;
 mod params;
 
 pub use api::{format_value, value_json};
@@ -24,7 +26,7 @@ pub fn parse_time_param(name: &str, s: &str) -> Result<i64, error::ApiError> {
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -35,20 +37,6 @@ use crate::config::Config;
 use crate::ingest::resolver::{SeriesCache, SeriesLimits};
 use auth::RequiredToken;
 
-/// Totals of what ingest endpoints stored and rejected.
-#[derive(Default)]
-pub struct IngestCounters {
-    pub accepted_samples: AtomicU64,
-    pub rejected_samples: AtomicU64,
-}
-
-impl IngestCounters {
-    fn record(&self, accepted: u64, rejected: u64) {
-        self.accepted_samples.fetch_add(accepted, Ordering::Relaxed);
-        self.rejected_samples.fetch_add(rejected, Ordering::Relaxed);
-    }
-}
-
 /// What every handler shares.
 pub struct AppState {
     pub db: Arc<Db>,
@@ -58,18 +46,20 @@ pub struct AppState {
     /// Remote-write series keys (raw label fields) → ids. Separate from
     /// `lp_cache` so keys of the two spellings can never collide.
     pub rw_cache: SeriesCache,
-    pub counters: IngestCounters,
+    /// Tidemark's own metrics (`/metrics`).
+    pub metrics: metrics::Metrics,
     pub ready: AtomicBool,
 }
 
 impl AppState {
     pub fn new(db: Arc<Db>, cfg: Config) -> Arc<Self> {
+        let metrics = metrics::Metrics::new(db.options().max_inflight_batches);
         Arc::new(Self {
             db,
             cfg: Arc::new(cfg),
             lp_cache: SeriesCache::default(),
             rw_cache: SeriesCache::default(),
-            counters: IngestCounters::default(),
+            metrics,
             ready: AtomicBool::new(true),
         })
     }
@@ -113,6 +103,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/rules", get(api::rules))
         .route("/api/v1/alerts", get(api::alerts))
+        .route("/federate", get(federate::handler))
+        .route("/metrics", get(metrics::handler))
         .route_layer(axum::middleware::from_fn_with_state(
             token("read", &auth_cfg.read_token),
             auth::require_token,
@@ -132,6 +124,10 @@ pub fn router(st: Arc<AppState>) -> Router {
         .merge(read)
         .merge(admin)
         .merge(open)
+        .route_layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            metrics::track_http,
+        ))
         .layer(DefaultBodyLimit::max(st.cfg.server.max_body_bytes))
         .with_state(st)
 }

@@ -1,0 +1,642 @@
+//! Tidemark's own metrics, served at `GET /metrics` in the Prometheus text
+//! exposition format 0.0.4, or OpenMetrics 1.0 when the scraper's `Accept`
+//! header prefers `application/openmetrics-text`.
+//!
+//! [`Metrics`] owns a private `prometheus::Registry` (never the global
+//! default) and every metric:
+//!
+//! | name | type | labels |
+//! | --- | --- | --- |
+//! | `tidemark_build_info` | gauge | `version` |
+//! | `tidemark_ingest_samples_accepted_total` | counter | `protocol` |
+//! | `tidemark_ingest_samples_rejected_total` | counter | `protocol`, `reason` |
+//! | `tidemark_ingest_requests_total` | counter | `protocol`, `code` |
+//! | `tidemark_ingest_batches_in_flight` | gauge | |
+//! | `tidemark_ingest_batches_in_flight_limit` | gauge | |
+//! | `tidemark_head_series` | gauge | |
+//! | `tidemark_head_samples` | gauge | |
+//! | `tidemark_head_chunk_bytes` | gauge | |
+//! | `tidemark_wal_bytes` | gauge | |
+//! | `tidemark_partitions` | gauge | |
+//! | `tidemark_partition_bytes` | gauge | |
+//! | `tidemark_index_bytes` | gauge | |
+//! | `tidemark_disk_bytes` | gauge | |
+//! | `tidemark_index_series` | gauge | |
+//! | `tidemark_index_memory_bytes` | gauge | |
+//! | `tidemark_corrupt_chunks_total` | counter | |
+//! | `tidemark_query_duration_seconds` | histogram | `endpoint` |
+//! | `tidemark_http_request_duration_seconds` | histogram | `route` |
+//! | `process_*` | | (Linux: CPU, memory, fds, start time, threads) |
+//!
+//! Invariants:
+//! - Per-request cost is a few atomic adds on label handles resolved at
+//!   start-up; nothing is done per sample.
+//! - Storage figures come from `Db::stats()`, which messages every shard
+//!   writer, so they are gathered once per scrape, never per request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tidemark_storage::DbStats;
+
+use super::error::ApiError;
+use super::{AppState, blocking};
+
+/// The Content-Type of the Prometheus text format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The Content-Type of OpenMetrics 1.0.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Why ingest rejected samples (the `reason` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Older than the series' newest sample minus the out-of-order window.
+    TooOld = 0,
+    /// The series id does not exist.
+    UnknownSeries = 1,
+    /// A line-protocol line that does not parse (counted once per line).
+    InvalidLine = 2,
+    /// A remote-write series with invalid labels.
+    InvalidSeries = 3,
+    /// The series could not be created: series limits.
+    SeriesLimit = 4,
+}
+
+const REASONS: [&str; 5] = [
+    "too_old",
+    "unknown_series",
+    "invalid_line",
+    "invalid_series",
+    "series_limit",
+];
+
+/// The ingest protocol (the `protocol` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    LineProtocol = 0,
+    RemoteWrite = 1,
+}
+
+const PROTOCOLS: [&str; 2] = ["line_protocol", "remote_write"];
+
+/// Status codes ingest answers with, resolved up front.
+const CODES: [u16; 8] = [204, 400, 401, 413, 415, 429, 500, 503];
+
+/// Every route of the router, resolved up front for the HTTP histogram.
+const ROUTES: &[&str] = &[
+    "/write",
+    "/api/v2/write",
+    "/api/v1/write",
+    "/api/v1/query",
+    "/api/v1/query_range",
+    "/api/v1/series",
+    "/api/v1/labels",
+    "/api/v1/label/{name}/values",
+    "/api/v1/metadata",
+    "/api/v1/status/buildinfo",
+    "/api/v1/rules",
+    "/api/v1/alerts",
+    "/api/v1/admin/flush",
+    "/api/v1/admin/compact",
+    "/-/healthy",
+    "/-/ready",
+    "/metrics",
+    "/federate",
+];
+
+/// Query endpoints (the `endpoint` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryEndpoint {
+    Query = 0,
+    QueryRange = 1,
+}
+
+/// Errors of rendering the exposition.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("encoding metrics: {0}")]
+    Encode(#[from] prometheus::Error),
+    #[error("metrics output is not UTF-8: {0}")]
+    Utf8(#[from] std::string::FromUtf8Error),
+}
+
+impl From<MetricsError> for ApiError {
+    fn from(e: MetricsError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+struct ProtocolHandles {
+    accepted: IntCounter,
+    rejected: [IntCounter; REASONS.len()],
+    by_code: [IntCounter; CODES.len()],
+}
+
+/// The registry and every metric Tidemark exports about itself.
+pub struct Metrics {
+    registry: Registry,
+    ingest: [ProtocolHandles; PROTOCOLS.len()],
+    ingest_requests: IntCounterVec,
+    in_flight: IntGauge,
+    head_series: IntGauge,
+    head_samples: IntGauge,
+    head_bytes: IntGauge,
+    wal_bytes: IntGauge,
+    partitions: IntGauge,
+    partition_bytes: IntGauge,
+    index_bytes: IntGauge,
+    disk_bytes: IntGauge,
+    index_series: IntGauge,
+    index_memory_bytes: IntGauge,
+    corrupt_chunks: IntCounter,
+    query: [Histogram; 2],
+    http: HashMap<&'static str, Histogram>,
+    http_vec: HistogramVec,
+}
+
+impl Metrics {
+    /// Registers every metric. `inflight_limit` is the storage's in-flight
+    /// batch budget (`Options::max_inflight_batches`).
+    pub fn new(inflight_limit: usize) -> Self {
+        Self::try_new(inflight_limit).expect("static metric definitions are valid and unique")
+    }
+
+    fn try_new(inflight_limit: usize) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let r = &registry;
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "tidemark_build_info",
+                "Tidemark's version; the value is always 1.",
+            ),
+            &["version"],
+        )?;
+        register(r, &build)?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        let accepted = IntCounterVec::new(
+            Opts::new(
+                "tidemark_ingest_samples_accepted_total",
+                "Samples stored by the ingest endpoints.",
+            ),
+            &["protocol"],
+        )?;
+        register(r, &accepted)?;
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "tidemark_ingest_samples_rejected_total",
+                "Samples rejected by the ingest endpoints, by reason (an unparseable line-protocol line counts as one).",
+            ),
+            &["protocol", "reason"],
+        )?;
+        register(r, &rejected)?;
+        let ingest_requests = IntCounterVec::new(
+            Opts::new(
+                "tidemark_ingest_requests_total",
+                "Ingest requests answered, by protocol and HTTP status code.",
+            ),
+            &["protocol", "code"],
+        )?;
+        register(r, &ingest_requests)?;
+        let ingest = [0, 1].map(|p| {
+            let proto = PROTOCOLS[p];
+            ProtocolHandles {
+                accepted: accepted.with_label_values(&[proto]),
+                rejected: REASONS.map(|reason| rejected.with_label_values(&[proto, reason])),
+                by_code: CODES.map(|c| ingest_requests.with_label_values(&[proto, &c.to_string()])),
+            }
+        });
+
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            register(r, &g)?;
+            Ok(g)
+        };
+        let in_flight = gauge(
+            "tidemark_ingest_batches_in_flight",
+            "Ingest batches handed to storage and not yet durable (queue depth).",
+        )?;
+        let in_flight_limit = gauge(
+            "tidemark_ingest_batches_in_flight_limit",
+            "Most batches storage accepts in flight before applying backpressure.",
+        )?;
+        in_flight_limit.set(inflight_limit as i64);
+        let head_series = gauge("tidemark_head_series", "Series with samples in the head.")?;
+        let head_samples = gauge("tidemark_head_samples", "Samples in the head.")?;
+        let head_bytes = gauge(
+            "tidemark_head_chunk_bytes",
+            "Heap bytes of the head's chunks.",
+        )?;
+        let wal_bytes = gauge("tidemark_wal_bytes", "Bytes of write-ahead log on disk.")?;
+        let partitions = gauge("tidemark_partitions", "Partitions (time windows) on disk.")?;
+        let partition_bytes = gauge("tidemark_partition_bytes", "Bytes of partitions on disk.")?;
+        let index_bytes = gauge("tidemark_index_bytes", "Bytes of the series index on disk.")?;
+        let disk_bytes = gauge(
+            "tidemark_disk_bytes",
+            "Bytes on disk: partitions, index and write-ahead log.",
+        )?;
+        let index_series = gauge("tidemark_index_series", "Series in the index.")?;
+        let index_memory_bytes = gauge(
+            "tidemark_index_memory_bytes",
+            "Heap bytes of the in-memory index.",
+        )?;
+        let corrupt_chunks = IntCounter::new(
+            "tidemark_corrupt_chunks_total",
+            "Corrupt chunks skipped by reads since the database was opened.",
+        )?;
+        register(r, &corrupt_chunks)?;
+
+        let query_vec = HistogramVec::new(
+            HistogramOpts::new(
+                "tidemark_query_duration_seconds",
+                "PromQL evaluation time, by API endpoint.",
+            ),
+            &["endpoint"],
+        )?;
+        register(r, &query_vec)?;
+        let query = ["query", "query_range"].map(|e| query_vec.with_label_values(&[e]));
+
+        let http_vec = HistogramVec::new(
+            HistogramOpts::new(
+                "tidemark_http_request_duration_seconds",
+                "HTTP request handling time, by route.",
+            ),
+            &["route"],
+        )?;
+        register(r, &http_vec)?;
+        let http = ROUTES
+            .iter()
+            .map(|route| (*route, http_vec.with_label_values(&[*route])))
+            .collect();
+
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        Ok(Self {
+            registry,
+            ingest,
+            ingest_requests,
+            in_flight,
+            head_series,
+            head_samples,
+            head_bytes,
+            wal_bytes,
+            partitions,
+            partition_bytes,
+            index_bytes,
+            disk_bytes,
+            index_series,
+            index_memory_bytes,
+            corrupt_chunks,
+            query,
+            http,
+            http_vec,
+        })
+    }
+
+    /// Counts one ingest request's stored and rejected samples.
+    pub fn ingest_samples(&self, p: Protocol, accepted: u64, rejected: &[(RejectReason, u64)]) {
+        let h = &self.ingest[p as usize];
+        if accepted > 0 {
+            h.accepted.inc_by(accepted);
+        }
+        for (reason, n) in rejected {
+            if *n > 0 {
+                h.rejected[*reason as usize].inc_by(*n);
+            }
+        }
+    }
+
+    /// Counts one ingest request by the status it was answered with.
+    pub fn ingest_request(&self, p: Protocol, status: StatusCode) {
+        let code = status.as_u16();
+        match CODES.iter().position(|c| *c == code) {
+            Some(i) => self.ingest[p as usize].by_code[i].inc(),
+            None => self
+                .ingest_requests
+                .with_label_values(&[PROTOCOLS[p as usize], status.as_str()])
+                .inc(),
+        }
+    }
+
+    /// Marks one batch as handed to storage until the guard drops.
+    pub fn batch_in_flight(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    /// Records one PromQL evaluation.
+    pub fn observe_query(&self, e: QueryEndpoint, started: Instant) {
+        self.query[e as usize].observe(started.elapsed().as_secs_f64());
+    }
+
+    fn observe_http(&self, route: &str, started: Instant) {
+        let secs = started.elapsed().as_secs_f64();
+        match self.http.get(route) {
+            Some(h) => h.observe(secs),
+            // Matched paths are route templates, so this stays bounded.
+            None => self.http_vec.with_label_values(&[route]).observe(secs),
+        }
+    }
+
+    /// Sets the storage gauges from one `Db::stats()`.
+    pub fn set_storage(&self, s: &DbStats) {
+        let i = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        let u = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.head_series.set(i(s.head_series));
+        self.head_samples.set(i(s.head_samples));
+        self.head_bytes.set(i(s.head_bytes));
+        self.wal_bytes.set(u(s.wal_bytes));
+        self.partitions.set(i(s.partitions));
+        self.partition_bytes.set(u(s.partition_bytes));
+        self.index_bytes.set(u(s.index_bytes));
+        self.disk_bytes.set(u(s.disk_bytes));
+        self.index_series.set(i(s.series));
+        self.index_memory_bytes.set(i(s.index_memory_bytes));
+        let seen = self.corrupt_chunks.get();
+        if s.corrupt_chunks > seen {
+            self.corrupt_chunks.inc_by(s.corrupt_chunks - seen);
+        }
+    }
+
+    /// The exposition: (Content-Type, body).
+    pub fn render(&self, openmetrics: bool) -> Result<(&'static str, String), MetricsError> {
+        let families = self.registry.gather();
+        if openmetrics {
+            return Ok((OPENMETRICS_CONTENT_TYPE, encode_openmetrics(&families)));
+        }
+        let mut buf = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&families, &mut buf)?;
+        Ok((TEXT_CONTENT_TYPE, String::from_utf8(buf)?))
+    }
+}
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    c: &C,
+) -> Result<(), prometheus::Error> {
+    r.register(Box::new(c.clone()))
+}
+
+/// Decrements the in-flight gauge when dropped.
+pub struct InFlight<'a>(&'a IntGauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// True when `Accept` prefers OpenMetrics over the text format (Prometheus
+/// sends `application/openmetrics-text;version=1.0.0,...;q=0.75,
+/// text/plain;version=0.0.4;q=0.5,*/*;q=0.1`).
+pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    let mut best_om = 0.0f64;
+    let mut best_text = 0.0f64;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let mut q = 1.0f64;
+            for p in parts {
+                if let Some((k, v)) = p.split_once('=')
+                    && k.trim().eq_ignore_ascii_case("q")
+                {
+                    q = v.trim().parse().unwrap_or(0.0);
+                }
+            }
+            match media.as_str() {
+                "application/openmetrics-text" => best_om = best_om.max(q),
+                "text/plain" => best_text = best_text.max(q),
+                _ => {}
+            }
+        }
+    }
+    best_om > 0.0 && best_om >= best_text
+}
+
+/// `GET /metrics`.
+pub(super) async fn handler(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let openmetrics = wants_openmetrics(&headers);
+    let (content_type, body) = blocking(move || {
+        st.metrics.set_storage(&st.db.stats());
+        Ok(st.metrics.render(openmetrics)?)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// Middleware timing every request by its route template.
+pub(super) async fn track_http(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let resp = next.run(req).await;
+    if let Some(route) = route {
+        st.metrics.observe_http(route.as_str(), started);
+    }
+    resp
+}
+
+/// OpenMetrics 1.0 text: family names without `_total`, `# UNIT` for
+/// names ending in a base unit, canonical `le` values, `# EOF` last.
+fn encode_openmetrics(families: &[MetricFamily]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(16 * 1024);
+    for mf in families {
+        let name = mf.name();
+        let kind = mf.get_field_type();
+        // A gauge named `*_info` (always 1) is an OpenMetrics info metric.
+        let info = kind == MetricType::GAUGE && name.ends_with("_info");
+        let family = match kind {
+            MetricType::COUNTER => name.strip_suffix("_total").unwrap_or(name),
+            MetricType::GAUGE if info => name.strip_suffix("_info").unwrap_or(name),
+            _ => name,
+        };
+        let type_name = match kind {
+            MetricType::COUNTER => "counter",
+            MetricType::GAUGE if info => "info",
+            MetricType::GAUGE => "gauge",
+            MetricType::HISTOGRAM => "histogram",
+            MetricType::SUMMARY => "summary",
+            MetricType::UNTYPED => "unknown",
+        };
+        let _ = writeln!(out, "# TYPE {family} {type_name}");
+        for unit in ["seconds", "bytes"] {
+            if family.ends_with(&format!("_{unit}")) {
+                let _ = writeln!(out, "# UNIT {family} {unit}");
+            }
+        }
+        if !mf.help().is_empty() {
+            let _ = writeln!(out, "# HELP {family} {}", escape(mf.help()));
+        }
+        for m in mf.get_metric() {
+            let labels = m.get_label();
+            let mut sample = |suffix: &str, extra: Option<(&str, &str)>, v: &str| {
+                out.push_str(family);
+                out.push_str(suffix);
+                if !labels.is_empty() || extra.is_some() {
+                    out.push('{');
+                    let mut first = true;
+                    let pairs = labels
+                        .iter()
+                        .map(|l| (l.name(), l.value()))
+                        .chain(extra.iter().copied());
+                    for (k, val) in pairs {
+                        if !first {
+                            out.push(',');
+                        }
+                        first = false;
+                        let _ = write!(out, "{k}=\"{}\"", escape(val));
+                    }
+                    out.push('}');
+                }
+                out.push(' ');
+                out.push_str(v);
+                out.push('\n');
+            };
+            match kind {
+                MetricType::COUNTER => sample("_total", None, &float(m.get_counter().get_value())),
+                MetricType::GAUGE if info => {
+                    sample("_info", None, &float(m.get_gauge().get_value()))
+                }
+                MetricType::GAUGE => sample("", None, &float(m.get_gauge().get_value())),
+                // No untyped metric is registered.
+                MetricType::UNTYPED => {}
+                MetricType::HISTOGRAM => {
+                    let h = m.get_histogram();
+                    let mut inf_seen = false;
+                    for b in h.get_bucket() {
+                        let le = b.upper_bound();
+                        inf_seen |= le == f64::INFINITY;
+                        let count = b.cumulative_count().to_string();
+                        sample("_bucket", Some(("le", &canonical(le))), &count);
+                    }
+                    let count = h.get_sample_count().to_string();
+                    if !inf_seen {
+                        sample("_bucket", Some(("le", "+Inf")), &count);
+                    }
+                    sample("_sum", None, &float(h.get_sample_sum()));
+                    sample("_count", None, &count);
+                }
+                MetricType::SUMMARY => {
+                    let s = m.get_summary();
+                    for q in s.get_quantile() {
+                        let qs = canonical(q.quantile());
+                        sample("", Some(("quantile", &qs)), &float(q.value()));
+                    }
+                    sample("_sum", None, &float(s.sample_sum()));
+                    sample("_count", None, &s.sample_count().to_string());
+                }
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Escapes `\`, `"` and newline (label values and HELP text).
+pub(super) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\\', '"', '\n']) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+fn float(v: f64) -> String {
+    super::format_value(v)
+}
+
+/// OpenMetrics canonical numbers for `le`/`quantile`: `1.0`, `0.25`, `+Inf`.
+fn canonical(v: f64) -> String {
+    let s = float(v);
+    if v.is_finite() && !s.contains(['.', 'e', 'E']) {
+        format!("{s}.0")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_registers_and_both_formats_render() {
+        let m = Metrics::new(64);
+        m.ingest_samples(Protocol::LineProtocol, 3, &[(RejectReason::InvalidLine, 1)]);
+        m.ingest_request(Protocol::RemoteWrite, StatusCode::IM_A_TEAPOT);
+        m.observe_query(QueryEndpoint::Query, Instant::now());
+        let (ct, text) = m.render(false).unwrap();
+        assert_eq!(ct, TEXT_CONTENT_TYPE);
+        assert!(
+            text.contains("tidemark_ingest_samples_accepted_total{protocol=\"line_protocol\"} 3\n")
+        );
+        assert!(text.contains("code=\"418\""));
+        let (ct, om) = m.render(true).unwrap();
+        assert_eq!(ct, OPENMETRICS_CONTENT_TYPE);
+        assert!(om.ends_with("# EOF\n"));
+        assert!(om.contains("# TYPE tidemark_ingest_samples_accepted counter\n"));
+        assert!(om.contains("# UNIT tidemark_query_duration_seconds seconds\n"));
+        assert!(om.contains("le=\"1.0\""), "{om}");
+        assert!(
+            om.contains("# TYPE tidemark_build info\n")
+                && om.contains("\ntidemark_build_info{version=")
+        );
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT, v.parse().unwrap());
+            m
+        };
+        assert!(wants_openmetrics(&h(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(!wants_openmetrics(&h(
+            "text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"
+        )));
+        assert!(!wants_openmetrics(&h("*/*")));
+        assert!(!wants_openmetrics(&HeaderMap::new()));
+        assert!(!wants_openmetrics(&h("application/openmetrics-text;q=0")));
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(canonical(1.0), "1.0");
+        assert_eq!(canonical(0.005), "0.005");
+        assert_eq!(canonical(f64::INFINITY), "+Inf");
+    }
+}

@@ -1,0 +1,338 @@
+//! `/metrics` and `/federate` on the real server over a real socket: the
+//! ingest counters match what `/write` answered, OpenMetrics is served when
+//! asked for by `Accept`, federation returns exactly the latest sample of
+//! matching series, and both outputs pass `promtool check metrics`.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Server, get, post, request};
+use tidemark::ingest::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The value of the sample line starting with `series ` (exact labels).
+fn value_of(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// Runs `promtool check metrics` on `body`; skips (prints why) when
+/// promtool is missing, unless `CI` is set. With `allow_no_help`, the one
+/// lint finding tolerated is "no help text" (exit 3): federation output
+/// carries only `# TYPE` lines, exactly like Prometheus's.
+fn promtool_check(body: &str, allow_no_help: bool) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "promtool is not installed and CI is set"
+            );
+            eprintln!("skipping promtool check: promtool is not installed");
+            return;
+        }
+        Err(e) => panic!("running promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let only_no_help = out.status.code() == Some(3)
+        && report
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| l.ends_with("no help text"));
+    assert!(
+        out.status.success() || (allow_no_help && only_no_help),
+        "promtool check metrics failed ({}):\n{}{}\n--- input ---\n{body}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+}
+
+#[test]
+fn metrics_count_ingest_exactly_and_pass_promtool() {
+    let s = Server::start(|_| {});
+    let t = now_ms();
+    // 3 good samples (one line has two fields), 1 unparseable line.
+    let body = format!(
+        "cpu,host=a usage=1.5,system=2i {t}\ncpu,host=a usage=oops {t}\nmem,host=a used=7 {t}\n"
+    );
+    let r = post(s.addr(), "/write?precision=ms", &[], body.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    // One sample two hours older than the series' newest: too old.
+    let old = t - 2 * 3600 * 1000;
+    let r = post(
+        s.addr(),
+        "/write?precision=ms",
+        &[],
+        format!("mem,host=a used=1 {old}\n").as_bytes(),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = post(
+        s.addr(),
+        "/write?precision=ms",
+        &[],
+        format!("mem,host=a used=8 {}\n", t + 1).as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = get(s.addr(), "/api/v1/query?query=mem_used");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let r = get(s.addr(), "/metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let m = r.text();
+    let lp = "protocol=\"line_protocol\"";
+    assert_eq!(
+        value_of(
+            &m,
+            &format!("tidemark_ingest_samples_accepted_total{{{lp}}}")
+        ),
+        Some(4.0),
+        "{m}"
+    );
+    for (reason, n) in [
+        ("invalid_line", 1.0),
+        ("too_old", 1.0),
+        ("unknown_series", 0.0),
+        ("invalid_series", 0.0),
+        ("series_limit", 0.0),
+    ] {
+        assert_eq!(
+            value_of(
+                &m,
+                &format!("tidemark_ingest_samples_rejected_total{{{lp},reason=\"{reason}\"}}")
+            ),
+            Some(n),
+            "{reason}: {m}"
+        );
+    }
+    assert_eq!(
+        value_of(
+            &m,
+            &format!("tidemark_ingest_requests_total{{code=\"400\",{lp}}}")
+        ),
+        Some(2.0),
+        "{m}"
+    );
+    assert_eq!(
+        value_of(
+            &m,
+            &format!("tidemark_ingest_requests_total{{code=\"204\",{lp}}}")
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(value_of(&m, "tidemark_index_series"), Some(3.0), "{m}");
+    assert_eq!(value_of(&m, "tidemark_head_series"), Some(3.0), "{m}");
+    assert_eq!(value_of(&m, "tidemark_head_samples"), Some(4.0), "{m}");
+    assert_eq!(
+        value_of(&m, "tidemark_ingest_batches_in_flight"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        value_of(
+            &m,
+            "tidemark_query_duration_seconds_count{endpoint=\"query\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value_of(
+            &m,
+            "tidemark_http_request_duration_seconds_count{route=\"/write\"}"
+        ),
+        Some(3.0),
+        "{m}"
+    );
+    assert!(m.contains("\nprocess_resident_memory_bytes "), "{m}");
+    assert!(m.contains("# HELP tidemark_wal_bytes "), "{m}");
+    promtool_check(&m, false);
+
+    // OpenMetrics when the scraper prefers it (Prometheus's own header).
+    let r = request(
+        s.addr(),
+        "GET",
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = r.text();
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert_eq!(om.matches("# EOF").count(), 1);
+    assert!(om.contains("# TYPE tidemark_ingest_samples_accepted counter\n"));
+    assert_eq!(
+        value_of(
+            &om,
+            &format!("tidemark_ingest_samples_accepted_total{{{lp}}}")
+        ),
+        Some(4.0),
+        "{om}"
+    );
+}
+
+#[test]
+fn federate_returns_the_latest_sample_of_matching_series() {
+    let s = Server::start(|_| {});
+    let t = now_ms() - 60_000;
+    let body = format!(
+        "up,job=a,path=q\"x value=1 {}\n\
+         up,job=a,path=q\"x value=2 {}\n\
+         up,job=b value=5 {}\n\
+         up,job=c value=9 {}\n\
+         other,job=a value=3 {}\n",
+        t - 20_000,
+        t,
+        t - 10_000,
+        t - 10 * 60_000,
+        t,
+    );
+    let r = post(s.addr(), "/write?precision=ms", &[], body.as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    let r = get(s.addr(), "/federate?match[]=up_value");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    // job=c's only sample is older than the 5-minute lookback; `other`
+    // does not match.
+    assert_eq!(
+        r.text(),
+        format!(
+            "# TYPE up_value untyped\n\
+             up_value{{job=\"a\",path=\"q\\\"x\"}} 2 {t}\n\
+             up_value{{job=\"b\"}} 5 {}\n",
+            t - 10_000
+        )
+    );
+    promtool_check(&r.text(), true);
+
+    // Several selectors: the union, grouped by name.
+    let r = get(
+        s.addr(),
+        "/federate?match[]=%7Bjob%3D%22b%22%7D&match[]=other_value",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        format!(
+            "# TYPE other_value untyped\nother_value{{job=\"a\"}} 3 {t}\n\
+             # TYPE up_value untyped\nup_value{{job=\"b\"}} 5 {}\n",
+            t - 10_000
+        )
+    );
+
+    let r = get(s.addr(), "/federate?match[]=nothing_here");
+    assert_eq!((r.status, r.text()), (200, String::new()));
+    let r = get(s.addr(), "/federate");
+    assert_eq!(r.status, 400);
+    let r = get(s.addr(), "/federate?match[]=rate(x%5B5m%5D)");
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn remote_write_rejections_are_counted_by_reason() {
+    // Room for two new series only: the third is rejected by the limit.
+    let s = Server::start(|c| c.limits.max_series = 2);
+    let series = |labels: &[(&str, &str)], samples: &[(i64, f64)]| TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|(t, v)| Sample {
+                timestamp: *t,
+                value: *v,
+            })
+            .collect(),
+    };
+    let req = WriteRequest {
+        timeseries: vec![
+            series(
+                &[("__name__", "up"), ("job", "api")],
+                &[(1000, 1.0), (2000, 0.0)],
+            ),
+            series(&[("job", "nameless")], &[(1000, 1.0), (2000, 1.0)]),
+            series(&[("__name__", "up"), ("job", "web")], &[(1000, 1.0)]),
+            series(&[("__name__", "up"), ("job", "db")], &[(1000, 1.0)]),
+        ],
+        metadata: vec![],
+    };
+    let r = post(
+        s.addr(),
+        "/api/v1/write",
+        &[("Content-Encoding", "snappy")],
+        &remote_write::encode(&req),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let m = get(s.addr(), "/metrics").text();
+    let rw = "protocol=\"remote_write\"";
+    assert_eq!(
+        value_of(
+            &m,
+            &format!("tidemark_ingest_samples_accepted_total{{{rw}}}")
+        ),
+        Some(3.0),
+        "{m}"
+    );
+    for (reason, n) in [("invalid_series", 2.0), ("series_limit", 1.0)] {
+        assert_eq!(
+            value_of(
+                &m,
+                &format!("tidemark_ingest_samples_rejected_total{{{rw},reason=\"{reason}\"}}")
+            ),
+            Some(n),
+            "{reason}: {m}"
+        );
+    }
+    assert_eq!(
+        value_of(
+            &m,
+            &format!("tidemark_ingest_requests_total{{code=\"400\",{rw}}}")
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    promtool_check(&m, false);
+}
