@@ -83,10 +83,7 @@ impl Index {
     /// `durable` selects fsync on each series-creating commit.
     pub(crate) fn open(dir: &Path, durable: bool) -> Result<Self, Error> {
         let path = dir.join("index.redb");
-        let db = redb::Database::builder()
-            .set_cache_size(16 << 20)
-            .create(&path)
-            .map_err(|e| Error::redb(&path, e))?;
+        let db = crate::redb_file::open_or_create(&path, 16 << 20)?;
         let index = Index {
             durability: if durable {
                 redb::Durability::Immediate

@@ -12,6 +12,7 @@ mod error;
 mod head;
 mod index;
 mod partition;
+mod redb_file;
 mod shard;
 mod ticket;
 pub mod types;

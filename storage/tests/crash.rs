@@ -57,6 +57,9 @@ fn crash_child() {
         .unwrap()
         .parse()
         .unwrap();
+    // libtest has printed "test crash_child ... " without a newline: end
+    // that line so the first "try" below starts a line of its own.
+    println!();
     let db = Db::open(&dir, options(fsync_from_env())).unwrap();
     let ids: Vec<_> = (0..SERIES)
         .map(|s| db.resolve(&labels(s)).unwrap())
@@ -157,10 +160,13 @@ fn run_kills(fsync: &str, rounds: usize) {
             let (mut acked, mut tried) = (None, None);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(k) = line.strip_prefix("ack ") {
-                    acked = Some(k.parse::<i64>().unwrap());
-                } else if let Some(k) = line.strip_prefix("try ") {
-                    tried = Some(k.parse::<i64>().unwrap());
+                // Match at the end of the line: a report glued to other
+                // output (as libtest's "test crash_child ... " once was,
+                // which lost the first "try") must still count.
+                if let Some((_, k)) = line.rsplit_once("ack ") {
+                    acked = Some(k.trim().parse::<i64>().unwrap());
+                } else if let Some((_, k)) = line.rsplit_once("try ") {
+                    tried = Some(k.trim().parse::<i64>().unwrap());
                 }
             }
             (acked, tried)

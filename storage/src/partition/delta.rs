@@ -38,10 +38,7 @@ pub(crate) struct Delta {
 
 impl Delta {
     pub(crate) fn open(path: PathBuf) -> Result<Self, Error> {
-        let db = redb::Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| Error::redb(&path, e))?;
+        let db = crate::redb_file::open_or_create(&path, CACHE_BYTES)?;
         Ok(Self { path, db })
     }
 
