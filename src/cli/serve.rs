@@ -70,7 +70,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let running = crate::server::start(db.clone(), cfg)
             .await
-            .context("binding the listen address")?;
+            .context("starting the server (rules, listen address)")?;
         tracing::info!(addr = %running.addr, data_dir = %dir.display(), "tidemark serving");
         eprintln!("tidemark listening on http://{}", running.addr);
         shutdown_signal().await;

@@ -41,6 +41,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
+    pub rules: RulesConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +105,29 @@ pub struct AuthConfig {
     pub write_token: Option<String>,
     pub read_token: Option<String>,
     pub admin_token: Option<String>,
+}
+
+/// `[rules]`: which rule files `serve` evaluates, and how often.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Prometheus rule files (recording and alerting rules).
+    pub files: Vec<PathBuf>,
+    /// Evaluate the embedded default rule pack too.
+    pub default_pack: bool,
+    /// Interval of groups that set none.
+    #[serde(with = "serde_duration")]
+    pub evaluation_interval: Duration,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            default_pack: true,
+            evaluation_interval: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -178,6 +202,9 @@ impl Config {
         }
         if self.server.max_body_bytes == 0 || self.server.max_decompressed_bytes == 0 {
             return bad("server.max_body_bytes and max_decompressed_bytes must be positive".into());
+        }
+        if self.rules.evaluation_interval.is_zero() {
+            return bad("rules.evaluation_interval must be positive".into());
         }
         if self.limits.max_points_per_series == 0 {
             return bad("limits.max_points_per_series must be positive".into());

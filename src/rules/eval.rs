@@ -173,6 +173,18 @@ pub enum RuleEvalError {
     },
 }
 
+impl RuleEvalError {
+    /// The 0-based index of the failing rule in its group.
+    pub fn index(&self) -> usize {
+        match self {
+            RuleEvalError::Query { index, .. }
+            | RuleEvalError::ResultType { index, .. }
+            | RuleEvalError::DuplicateLabelset { index, .. }
+            | RuleEvalError::Limit { index, .. } => *index,
+        }
+    }
+}
+
 /// The output of one group evaluation.
 #[derive(Debug, Default)]
 pub struct GroupOutput {

@@ -6,15 +6,19 @@
 //! - [`eval`]: [`RuleGroup::eval`] over any `SeriesSource`, [`GroupState`]
 //!   (serde, for persistence), `ALERTS` / `ALERTS_FOR_STATE` samples.
 //! - [`template`]: the `{{ $labels.x }}` / `{{ $value }}` expander.
+//! - [`scheduler`]: [`RuleManager`] (evaluate a group at a given time,
+//!   append its output, persist alert state) and [`Scheduler`] (one tokio
+//!   task per group), run by `tidemark serve`.
 //!
-//! Invariants: nothing here reads the clock, opens files other than the
-//! rule file asked for, or writes samples: evaluation returns samples and
-//! the caller (the server, later) appends them. The default pack
+//! Invariants: outside `scheduler`, nothing here reads the clock, opens
+//! files other than the rule file asked for, or writes samples: evaluation
+//! returns samples and the scheduler appends them. The default pack
 //! ([`DEFAULT_RULES`]) must pass the same validation as user files (a
 //! test enforces it).
 
 pub mod eval;
 pub mod file;
+pub mod scheduler;
 pub mod template;
 
 pub use eval::{
@@ -25,6 +29,7 @@ pub use file::{
     AlertingRule, DEFAULT_INTERVAL, RecordingRule, Rule, RuleError, RuleErrorKind, RuleErrors,
     RuleGroup, RuleRef, load_rule_file, parse_rule_file,
 };
+pub use scheduler::{RuleManager, RulesError, Scheduler};
 pub use template::{Template, TemplateError};
 
 /// The default rule pack's YAML (`src/rules/default.yml`).

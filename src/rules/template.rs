@@ -55,6 +55,7 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    source: String,
 }
 
 impl Template {
@@ -106,7 +107,15 @@ impl Template {
         if !text.is_empty() {
             parts.push(Part::Text(text));
         }
-        Ok(Template { parts })
+        Ok(Template {
+            parts,
+            source: src.to_string(),
+        })
+    }
+
+    /// The template text as written (what `/api/v1/rules` shows).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// True when the template has no action (expands to itself).
@@ -196,6 +205,15 @@ fn go_map(labels: &Labels) -> String {
     }
     s.push(']');
     s
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)` (`1e+00`, `1.5e-07`), the
+/// form Prometheus's API gives an alert's value in.
+pub fn go_float_e(v: f64) -> String {
+    if let Some(s) = special(v) {
+        return s;
+    }
+    go_exp(&format!("{v:e}"))
 }
 
 /// Go's `%v` of a float64 (`strconv.FormatFloat(v, 'g', -1, 64)`).

@@ -1,8 +1,8 @@
 //! The Prometheus HTTP API (read side): `/api/v1/query`, `/query_range`,
 //! `/series`, `/labels`, `/label/{name}/values`, `/metadata`,
-//! `/status/buildinfo`, and the empty `/rules` and `/alerts` until the
-//! rule evaluator exists. GET and form-encoded POST both work, as Grafana
-//! and promtool use either.
+//! `/status/buildinfo`, and `/rules` and `/alerts` (the status of the rule
+//! groups `serve` evaluates). GET and form-encoded POST both work, as
+//! Grafana and promtool use either.
 //!
 //! Invariants:
 //! - Responses use Prometheus's envelope and number formatting (values as
@@ -24,7 +24,7 @@ use tidemark_query::{EvalError, EvalOptions, SeriesSource, Value};
 
 use super::error::ApiError;
 use super::metrics::QueryEndpoint;
-use super::params::{parse_duration_ms, parse_matches, parse_time};
+use super::params::{format_rfc3339, parse_duration_ms, parse_matches, parse_time};
 use super::{AppState, blocking};
 use crate::source::DbSource;
 
@@ -462,12 +462,119 @@ pub(super) async fn buildinfo() -> Response {
     }))
 }
 
-/// `GET /api/v1/rules`: no rule evaluator yet, so no groups.
-pub(super) async fn rules() -> Response {
-    success(json!({"groups": []}))
+fn duration_secs(d: std::time::Duration) -> Json {
+    json!(d.as_secs_f64())
 }
 
-/// `GET /api/v1/alerts`: no rule evaluator yet, so no alerts.
-pub(super) async fn alerts() -> Response {
-    success(json!({"alerts": []}))
+fn string_map<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Json {
+    Json::Object(
+        pairs
+            .map(|(k, v)| (k.to_string(), Json::String(v.to_string())))
+            .collect(),
+    )
+}
+
+/// An alert as Prometheus's API shows it.
+fn alert_json(a: &crate::rules::Alert) -> Json {
+    json!({
+        "labels": string_map(a.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        "annotations": string_map(a.annotations.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        "state": a.state.as_str(),
+        "activeAt": format_rfc3339(a.active_at_ms),
+        "value": crate::rules::template::go_float_e(a.value),
+    })
+}
+
+/// Pending and firing alerts (resolved ones are kept in the state for
+/// notifiers, but Prometheus's API does not list them).
+fn active_alerts(state: &crate::rules::GroupState) -> impl Iterator<Item = &crate::rules::Alert> {
+    state
+        .alerts()
+        .filter(|a| a.state != crate::rules::AlertState::Inactive)
+}
+
+/// Go's zero `time.Time`, what Prometheus shows before the first round.
+const NEVER: &str = "0001-01-01T00:00:00Z";
+
+/// `GET /api/v1/rules`: every group with its rules, their health, last
+/// error and active alerts (Prometheus's format). Rules of a group are
+/// evaluated as one unit, so a rule's `evaluationTime` is its group's.
+pub(super) async fn rules(State(st): State<Arc<AppState>>) -> Response {
+    use crate::rules::{AlertState, Rule};
+    let mut groups = Vec::new();
+    for g in st.rules.groups() {
+        let status = g.status();
+        let last_eval = status
+            .last_eval_ms
+            .map_or_else(|| NEVER.to_string(), format_rfc3339);
+        let eval_time = status.eval_duration.as_secs_f64();
+        let mut rules = Vec::new();
+        for (i, rule) in g.group.rules.iter().enumerate() {
+            let rs = status.rules.get(i).cloned().unwrap_or_default();
+            let mut r = match rule {
+                Rule::Recording(r) => json!({
+                    "type": "recording",
+                    "name": r.record,
+                    "query": r.expr_text.trim(),
+                    "labels": string_map(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+                }),
+                Rule::Alerting(a) => {
+                    let alerts: Vec<&crate::rules::Alert> = status
+                        .state
+                        .rule_alerts(i, &a.alert)
+                        .map(|ra| {
+                            ra.alerts
+                                .values()
+                                .filter(|x| x.state != AlertState::Inactive)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let state = if alerts.iter().any(|x| x.state == AlertState::Firing) {
+                        "firing"
+                    } else if alerts.is_empty() {
+                        "inactive"
+                    } else {
+                        "pending"
+                    };
+                    json!({
+                        "type": "alerting",
+                        "name": a.alert,
+                        "query": a.expr_text.trim(),
+                        "state": state,
+                        "duration": duration_secs(a.for_),
+                        "keepFiringFor": duration_secs(a.keep_firing_for),
+                        "labels": string_map(a.labels.iter().map(|(k, t)| (k.as_str(), t.source()))),
+                        "annotations": string_map(a.annotations.iter().map(|(k, t)| (k.as_str(), t.source()))),
+                        "alerts": alerts.into_iter().map(alert_json).collect::<Vec<_>>(),
+                    })
+                }
+            };
+            let obj = r.as_object_mut().expect("rule JSON is an object");
+            obj.insert("health".into(), json!(rs.health.as_str()));
+            obj.insert("lastError".into(), json!(rs.last_error.unwrap_or_default()));
+            obj.insert("lastEvaluation".into(), json!(last_eval));
+            obj.insert("evaluationTime".into(), json!(eval_time));
+            rules.push(r);
+        }
+        groups.push(json!({
+            "name": g.group.name,
+            "file": g.file,
+            "interval": duration_secs(g.interval),
+            "limit": g.group.limit,
+            "rules": rules,
+            "lastEvaluation": last_eval,
+            "evaluationTime": eval_time,
+        }));
+    }
+    success(json!({"groups": groups}))
+}
+
+/// `GET /api/v1/alerts`: every pending and firing alert.
+pub(super) async fn alerts(State(st): State<Arc<AppState>>) -> Response {
+    let mut out = Vec::new();
+    for g in st.rules.groups() {
+        let status = g.status();
+        out.extend(active_alerts(&status.state).map(alert_json));
+    }
+    success(json!({"alerts": out}))
 }

@@ -35,6 +35,7 @@ use tidemark_storage::Db;
 
 use crate::config::Config;
 use crate::ingest::resolver::{SeriesCache, SeriesLimits};
+use crate::rules::{RuleManager, Scheduler};
 use auth::RequiredToken;
 
 /// What every handler shares.
@@ -48,11 +49,14 @@ pub struct AppState {
     pub rw_cache: SeriesCache,
     /// Tidemark's own metrics (`/metrics`).
     pub metrics: metrics::Metrics,
+    /// The rule groups `serve` evaluates (their status feeds
+    /// `/api/v1/rules` and `/api/v1/alerts`).
+    pub rules: Arc<RuleManager>,
     pub ready: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(db: Arc<Db>, cfg: Config) -> Arc<Self> {
+    pub fn new(db: Arc<Db>, cfg: Config, rules: Arc<RuleManager>) -> Arc<Self> {
         let metrics = metrics::Metrics::new(db.options().max_inflight_batches);
         Arc::new(Self {
             db,
@@ -60,6 +64,7 @@ impl AppState {
             lp_cache: SeriesCache::default(),
             rw_cache: SeriesCache::default(),
             metrics,
+            rules,
             ready: AtomicBool::new(true),
         })
     }
@@ -173,25 +178,39 @@ pub struct Running {
     pub state: Arc<AppState>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    scheduler: Scheduler,
 }
 
 impl Running {
-    /// Stops accepting, waits for in-flight requests to finish.
+    /// Stops accepting, waits for in-flight requests to finish, then
+    /// stops rule evaluation (waiting for a round in progress), so nothing
+    /// uses the database when this returns.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.state.ready.store(false, Ordering::Release);
         let _ = self.stop.send(());
-        self.task
+        let served = self
+            .task
             .await
-            .map_err(|e| std::io::Error::other(format!("server task failed: {e}")))?
+            .map_err(|e| std::io::Error::other(format!("server task failed: {e}")));
+        self.scheduler.stop().await;
+        served?
     }
 }
 
-/// Binds `cfg.server.listen` (port 0 picks a free port) and serves in the
-/// background on the current tokio runtime.
+/// Loads the rules (`cfg.rules`) and their saved state, binds
+/// `cfg.server.listen` (port 0 picks a free port), and serves and
+/// evaluates rules in the background on the current tokio runtime.
+///
+/// # Errors
+/// An invalid rule file (`InvalidInput`, the message names file, group and
+/// rule) or the address cannot be bound.
 pub async fn start(db: Arc<Db>, cfg: Config) -> std::io::Result<Running> {
+    let rules = RuleManager::from_config(db.clone(), &cfg)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(db, cfg);
+    let rules = Arc::new(rules);
+    let state = AppState::new(db, cfg, rules.clone());
     let app = router(state.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -201,11 +220,13 @@ pub async fn start(db: Arc<Db>, cfg: Config) -> std::io::Result<Running> {
             })
             .await
     });
+    let scheduler = Scheduler::start(rules);
     Ok(Running {
         addr,
         state,
         stop,
         task,
+        scheduler,
     })
 }
 

@@ -110,6 +110,45 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(secs * 1000 + millis)
 }
 
+/// A Unix time in ms as RFC 3339 in UTC, the way Go marshals a
+/// `time.Time` (fraction with trailing zeros trimmed, none when zero):
+/// `2026-11-27T06:35:12.5Z`.
+pub(super) fn format_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+    if millis != 0 {
+        let frac = format!("{millis:03}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's algorithm, the inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -149,5 +188,15 @@ mod tests {
         assert_eq!(parse_duration_ms("step", "1m").unwrap(), 60_000);
         assert!(parse_duration_ms("step", "-1").is_err());
         assert!(parse_duration_ms("step", "abc").is_err());
+    }
+
+    #[test]
+    fn rfc3339_output_round_trips() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_699_920_000_250), "2023-11-14T00:00:00.25Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+        for ms in [0, 951_782_400_123, 1_709_164_800_000, 4_102_444_799_999] {
+            assert_eq!(parse_time("t", &format_rfc3339(ms)).unwrap(), ms);
+        }
     }
 }

@@ -41,6 +41,11 @@ impl Server {
         }
     }
 
+    /// The server's data directory (`storage.data_dir`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn addr(&self) -> std::net::SocketAddr {
         self.running.as_ref().unwrap().addr
     }

@@ -1,0 +1,686 @@
+//! Running rules inside `tidemark serve`: [`RuleManager`] holds the loaded
+//! groups (rule files + the default pack), evaluates one group at a time
+//! over the database at a caller-given time, appends the output, keeps
+//! each group's status for `/api/v1/rules` and `/api/v1/alerts`, and
+//! persists alert state; [`Scheduler`] drives it with one tokio task per
+//! group ticking at the group's interval.
+//!
+//! Invariants:
+//! - [`RuleManager::eval_group`] takes the evaluation time as an argument;
+//!   only the [`Scheduler`] reads the wall clock, so tests drive rounds at
+//!   chosen times.
+//! - Evaluation and appends run on tokio's blocking pool, never on an
+//!   async worker; [`Scheduler::stop`] waits for a running round, so no
+//!   rule touches the database after it returns (the caller closes the
+//!   database afterwards).
+//! - Alert state is written to `<data_dir>/rules/state.json` after every
+//!   round (temporary file, fsync, rename: a crash leaves the old or the
+//!   new file, never half of one) and read back at start, keyed by rule
+//!   file and group name, so a restart keeps `activeAt` and does not
+//!   reset `for`. An unreadable state file is logged and ignored.
+//! - A failing rule is logged once per round (one line per rule) and its
+//!   error kept for the API; the group's other rules still run.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tidemark_query::{EvalOptions, Labels, Sample, stale_nan};
+use tidemark_storage::{Db, WriteBatch};
+
+use crate::config::Config;
+use crate::rules::{DEFAULT_RULES_NAME, GroupState, RuleErrors, RuleGroup};
+use crate::source::DbSource;
+
+/// The state file's name under `<data_dir>/rules/`.
+pub const STATE_FILE: &str = "state.json";
+
+/// Why the rules could not be loaded, run or persisted.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// A rule file (or the default pack) is invalid.
+    #[error("{0}")]
+    Invalid(#[from] RuleErrors),
+    /// The same rule file is configured twice.
+    #[error("rule file {0} is listed twice in rules.files")]
+    DuplicateFile(String),
+    /// Reading or writing the state file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file is not valid JSON of the expected shape.
+    #[error("{}: {source}", path.display())]
+    StateFormat {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Creating the output series failed.
+    #[error("creating rule output series: {0}")]
+    Storage(#[from] tidemark_storage::Error),
+    /// Appending the output samples failed.
+    #[error("appending rule output: {0}")]
+    Append(#[from] tidemark_storage::AppendError),
+}
+
+/// Whether a rule's last evaluation worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleHealth {
+    /// Not evaluated yet.
+    #[default]
+    Unknown,
+    /// The last evaluation succeeded.
+    Ok,
+    /// The last evaluation failed (see [`RuleStatus::last_error`]).
+    Err,
+}
+
+impl RuleHealth {
+    /// Prometheus's name: `unknown`, `ok`, `err`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleHealth::Unknown => "unknown",
+            RuleHealth::Ok => "ok",
+            RuleHealth::Err => "err",
+        }
+    }
+}
+
+/// The last evaluation of one rule.
+#[derive(Debug, Clone, Default)]
+pub struct RuleStatus {
+    /// Health after the last round.
+    pub health: RuleHealth,
+    /// The last round's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// A group's alert state and the outcome of its last round.
+#[derive(Debug, Clone, Default)]
+pub struct GroupStatus {
+    /// Alerts (what is persisted).
+    pub state: GroupState,
+    /// Time (ms) of the last round.
+    pub last_eval_ms: Option<i64>,
+    /// How long the last round took (queries and append). Rules of a group
+    /// are evaluated as one unit, so this is also what each rule reports.
+    pub eval_duration: Duration,
+    /// One entry per rule, in file order.
+    pub rules: Vec<RuleStatus>,
+}
+
+/// One loaded group.
+#[derive(Debug)]
+pub struct ManagedGroup {
+    /// The rule file it came from ([`DEFAULT_RULES_NAME`] for the pack).
+    pub file: String,
+    /// The validated group.
+    pub group: RuleGroup,
+    /// Its evaluation interval (the group's, or the configured default).
+    pub interval: Duration,
+    status: Mutex<GroupStatus>,
+    /// Series the last round wrote (for stale markers).
+    written: Mutex<HashSet<Labels>>,
+}
+
+impl ManagedGroup {
+    /// A copy of the group's status.
+    pub fn status(&self) -> GroupStatus {
+        lock(&self.status).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    groups: Vec<SavedGroup>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedGroup {
+    file: String,
+    group: String,
+    state: GroupState,
+}
+
+/// Every loaded group, the database they read and write, and the state file.
+pub struct RuleManager {
+    db: Arc<Db>,
+    groups: Vec<ManagedGroup>,
+    state_path: PathBuf,
+    opts: EvalOptions,
+    max_series: usize,
+    save_lock: Mutex<()>,
+}
+
+impl RuleManager {
+    /// Loads `cfg.rules` (files, then the default pack if enabled) and the
+    /// saved state under `cfg.storage.data_dir`.
+    ///
+    /// # Errors
+    /// An invalid or unreadable rule file, or a file listed twice.
+    pub fn from_config(db: Arc<Db>, cfg: &Config) -> Result<Self, RulesError> {
+        let mut groups = Vec::new();
+        let mut seen = HashSet::new();
+        for path in &cfg.rules.files {
+            let name = path.display().to_string();
+            if !seen.insert(name.clone()) {
+                return Err(RulesError::DuplicateFile(name));
+            }
+            for g in crate::rules::load_rule_file(path)? {
+                groups.push((name.clone(), g));
+            }
+        }
+        if cfg.rules.default_pack {
+            for g in crate::rules::default_groups()? {
+                groups.push((DEFAULT_RULES_NAME.to_string(), g));
+            }
+        }
+        let l = &cfg.limits;
+        let opts = EvalOptions {
+            max_samples: l.query_max_samples,
+            timeout: l.query_timeout,
+            max_series: l.query_max_series,
+            ..EvalOptions::default()
+        };
+        Ok(Self::new(
+            db,
+            groups,
+            cfg.rules.evaluation_interval,
+            &cfg.storage.data_dir,
+            opts,
+        ))
+    }
+
+    /// A manager over `groups` (rule file name, group), restoring alert
+    /// state from `<data_dir>/rules/state.json` if it exists.
+    pub fn new(
+        db: Arc<Db>,
+        groups: Vec<(String, RuleGroup)>,
+        default_interval: Duration,
+        data_dir: &Path,
+        opts: EvalOptions,
+    ) -> Self {
+        let state_path = data_dir.join("rules").join(STATE_FILE);
+        let mut saved = match load_state(&state_path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable rule state; alerts start over");
+                BTreeMap::new()
+            }
+        };
+        let groups = groups
+            .into_iter()
+            .map(|(file, group)| {
+                let state = saved
+                    .remove(&(file.clone(), group.name.clone()))
+                    .unwrap_or_default();
+                ManagedGroup {
+                    interval: group.interval_or(default_interval),
+                    status: Mutex::new(GroupStatus {
+                        state,
+                        rules: vec![RuleStatus::default(); group.rules.len()],
+                        ..GroupStatus::default()
+                    }),
+                    written: Mutex::new(HashSet::new()),
+                    file,
+                    group,
+                }
+            })
+            .collect();
+        let max_series = opts.max_series;
+        Self {
+            db,
+            groups,
+            state_path,
+            opts,
+            max_series,
+            save_lock: Mutex::new(()),
+        }
+    }
+
+    /// The loaded groups, in load order.
+    pub fn groups(&self) -> &[ManagedGroup] {
+        &self.groups
+    }
+
+    /// Where alert state is persisted.
+    pub fn state_path(&self) -> &Path {
+        &self.state_path
+    }
+
+    /// Evaluates group `index` at `t_ms`, appends its samples, records the
+    /// outcome and saves the state. Blocking: call it on the blocking pool.
+    pub fn eval_group(&self, index: usize, t_ms: i64) {
+        let g = &self.groups[index];
+        let started = Instant::now();
+        let mut state = lock(&g.status).state.clone();
+        let src = DbSource::new(&self.db, self.max_series);
+        let mut out = g.group.eval(&mut state, &src, t_ms, &self.opts);
+        self.add_stale_markers(g, &mut out, t_ms);
+        let mut rules = vec![
+            RuleStatus {
+                health: RuleHealth::Ok,
+                last_error: None,
+            };
+            g.group.rules.len()
+        ];
+        for e in &out.errors {
+            let r = &mut rules[e.index()];
+            if r.health == RuleHealth::Err {
+                continue;
+            }
+            tracing::warn!(file = %g.file, group = %g.group.name, error = %e, "rule evaluation failed");
+            r.health = RuleHealth::Err;
+            r.last_error = Some(e.to_string());
+        }
+        if let Err(e) = self.write(&out.samples) {
+            tracing::warn!(file = %g.file, group = %g.group.name, error = %e, "writing rule output failed");
+            for r in rules.iter_mut().filter(|r| r.health == RuleHealth::Ok) {
+                r.health = RuleHealth::Err;
+                r.last_error = Some(e.to_string());
+            }
+        }
+        {
+            let mut st = lock(&g.status);
+            st.state = state;
+            st.last_eval_ms = Some(t_ms);
+            st.eval_duration = started.elapsed();
+            st.rules = rules;
+        }
+        if let Err(e) = self.save_state() {
+            tracing::warn!(error = %e, "saving rule state failed");
+        }
+    }
+
+    /// Appends a stale marker for every series the previous round wrote
+    /// and this one does not (a resolved alert's `ALERTS`, a recording
+    /// rule's vanished series), so queries stop seeing them at once rather
+    /// than for the 5-minute lookback, as in Prometheus. In a round where a
+    /// rule failed nothing is marked stale (the failing rule's series are
+    /// not known to be gone).
+    fn add_stale_markers(&self, g: &ManagedGroup, out: &mut crate::rules::GroupOutput, t_ms: i64) {
+        let t = t_ms - g.group.query_offset.as_millis() as i64;
+        let now: HashSet<Labels> = out.samples.iter().map(|s| s.labels.clone()).collect();
+        let mut written = lock(&g.written);
+        if !out.errors.is_empty() {
+            written.extend(now);
+            return;
+        }
+        for labels in written.difference(&now) {
+            out.samples.push(Sample {
+                labels: labels.clone(),
+                t,
+                v: stale_nan(),
+            });
+        }
+        *written = now;
+    }
+
+    fn write(&self, samples: &[Sample]) -> Result<(), RulesError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let sets: Vec<tidemark_storage::Labels> = samples
+            .iter()
+            .map(|s| {
+                tidemark_storage::Labels::from_pairs(
+                    s.labels
+                        .as_slice()
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )
+            })
+            .collect();
+        let ids = self.db.resolve_many(&sets)?;
+        let mut batch = WriteBatch::with_capacity(samples.len());
+        for (id, s) in ids.into_iter().zip(samples) {
+            batch.push(id, s.t, s.v);
+        }
+        let outcome = self.db.append(&batch)?;
+        if outcome.rejected() > 0 {
+            tracing::warn!(
+                too_old = outcome.too_old,
+                unknown_series = outcome.unknown_series,
+                "rule output samples rejected"
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes every group's alert state to the state file (temporary file,
+    /// fsync, rename).
+    ///
+    /// # Errors
+    /// The directory or file cannot be written.
+    pub fn save_state(&self) -> Result<(), RulesError> {
+        let _guard = lock(&self.save_lock);
+        let file = StateFile {
+            version: 1,
+            groups: self
+                .groups
+                .iter()
+                .map(|g| SavedGroup {
+                    file: g.file.clone(),
+                    group: g.group.name.clone(),
+                    state: lock(&g.status).state.clone(),
+                })
+                .collect(),
+        };
+        let json = serde_json::to_vec(&file).map_err(|source| RulesError::StateFormat {
+            path: self.state_path.clone(),
+            source,
+        })?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RulesError::Io { path, source }
+        };
+        let dir = self
+            .state_path
+            .parent()
+            .expect("the state path has a parent");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let tmp = self.state_path.with_extension("json.tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            f.write_all(&json).map_err(io(&tmp))?;
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        std::fs::rename(&tmp, &self.state_path).map_err(io(&self.state_path))?;
+        Ok(())
+    }
+}
+
+type SavedStates = BTreeMap<(String, String), GroupState>;
+
+fn load_state(path: &Path) -> Result<SavedStates, RulesError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(source) => {
+            return Err(RulesError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let file: StateFile =
+        serde_json::from_slice(&bytes).map_err(|source| RulesError::StateFormat {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(file
+        .groups
+        .into_iter()
+        .map(|g| ((g.file, g.group), g.state))
+        .collect())
+}
+
+/// One tokio task per group, evaluating it at its interval until stopped.
+pub struct Scheduler {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Scheduler {
+    /// Starts the tasks on the current tokio runtime. Each group is
+    /// evaluated right away, then every `interval`.
+    pub fn start(manager: Arc<RuleManager>) -> Scheduler {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = (0..manager.groups().len())
+            .filter(|&i| !manager.groups()[i].group.rules.is_empty())
+            .map(|i| tokio::spawn(run_group(manager.clone(), i, stopped.clone())))
+            .collect();
+        Scheduler { stop, tasks }
+    }
+
+    /// Stops every task, waiting for rounds in progress to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            if let Err(e) = t.await {
+                tracing::warn!(error = %e, "rule group task failed");
+            }
+        }
+    }
+}
+
+async fn run_group(
+    manager: Arc<RuleManager>,
+    index: usize,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(manager.groups()[index].interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        if *stopped.borrow() {
+            return;
+        }
+        let m = manager.clone();
+        let t = crate::server::now_ms();
+        if let Err(e) = tokio::task::spawn_blocking(move || m.eval_group(index, t)).await {
+            tracing::warn!(error = %e, "rule evaluation task failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{AlertState, parse_rule_file};
+    use tidemark_storage::{Matcher, Options};
+
+    const RULES: &str = r#"
+groups:
+  - name: g
+    rules:
+      - record: doubled
+        expr: some_metric * 2
+      - alert: High
+        expr: some_metric > 5
+        for: 3m
+        labels:
+          severity: page
+"#;
+
+    fn put(db: &Db, t: i64, v: f64) {
+        let ids = db
+            .resolve_many(&[tidemark_storage::Labels::metric(
+                "some_metric",
+                [("job", "a")],
+            )])
+            .unwrap();
+        let mut b = WriteBatch::new();
+        b.push(ids[0], t, v);
+        assert_eq!(db.append(&b).unwrap().accepted, 1);
+    }
+
+    fn manager(db: &Arc<Db>, dir: &Path) -> RuleManager {
+        let groups = parse_rule_file("r.yml", RULES).unwrap();
+        RuleManager::new(
+            db.clone(),
+            groups
+                .into_iter()
+                .map(|g| ("r.yml".to_string(), g))
+                .collect(),
+            Duration::from_secs(60),
+            dir,
+            EvalOptions::default(),
+        )
+    }
+
+    fn the_alert(m: &RuleManager) -> crate::rules::Alert {
+        let st = m.groups()[0].status();
+        let alerts: Vec<_> = st.state.alerts().cloned().collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        alerts[0].clone()
+    }
+
+    #[test]
+    fn state_survives_a_restart_and_keeps_active_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let t0 = crate::server::now_ms() / 1000 * 1000 - 10 * 60_000;
+        for i in 0..10 {
+            put(&db, t0 + i * 60_000, 10.0);
+        }
+        let m = manager(&db, dir.path());
+        m.eval_group(0, t0);
+        m.eval_group(0, t0 + 60_000);
+        let before = the_alert(&m);
+        assert_eq!(before.state, AlertState::Pending);
+        assert_eq!(before.active_at_ms, t0);
+        let st = m.groups()[0].status();
+        assert!(
+            st.rules.iter().all(|r| r.health == RuleHealth::Ok),
+            "{st:?}"
+        );
+        let saved = st.state.clone();
+        drop(m);
+
+        // Save/load round trip: the new manager starts from the saved state.
+        let m = manager(&db, dir.path());
+        assert_eq!(m.groups()[0].status().state, saved);
+        // Three minutes after the first round it fires: `for` was not reset.
+        m.eval_group(0, t0 + 180_000);
+        let after = the_alert(&m);
+        assert_eq!(after.state, AlertState::Firing);
+        assert_eq!(after.active_at_ms, t0);
+        assert_eq!(after.fired_at_ms, Some(t0 + 180_000));
+
+        // The output went to the database: the recording rule and ALERTS.
+        let read = |name: &str| {
+            let ids = db.select(&[Matcher::equal("__name__", name)]);
+            assert!(!ids.is_empty(), "no {name} series");
+            let mut got: Vec<(i64, f64)> = db
+                .read(&ids, i64::MIN, i64::MAX)
+                .unwrap()
+                .into_iter()
+                .flat_map(|(_, s)| s.into_iter().map(|s| (s.ts, s.value)))
+                .collect();
+            got.sort_by_key(|p| p.0);
+            got
+        };
+        assert_eq!(
+            read("doubled"),
+            vec![(t0, 20.0), (t0 + 60_000, 20.0), (t0 + 180_000, 20.0)]
+        );
+        let firing = db.select(&[
+            Matcher::equal("__name__", "ALERTS"),
+            Matcher::equal("alertstate", "firing"),
+            Matcher::equal("severity", "page"),
+        ]);
+        assert_eq!(firing.len(), 1);
+        assert_eq!(
+            read("ALERTS_FOR_STATE").last(),
+            Some(&(t0 + 180_000, (t0 / 1000) as f64))
+        );
+    }
+
+    #[test]
+    fn vanished_series_get_stale_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let t0 = crate::server::now_ms() / 1000 * 1000 - 10 * 60_000;
+        put(&db, t0, 10.0);
+        let m = manager(&db, dir.path());
+        m.eval_group(0, t0);
+        assert_eq!(the_alert(&m).state, AlertState::Pending);
+        put(&db, t0 + 60_000, 1.0);
+        m.eval_group(0, t0 + 60_000);
+        assert_eq!(m.groups()[0].status().state.alerts().count(), 0);
+        // The ALERTS series ends with a stale marker at the second round.
+        let ids = db.select(&[Matcher::equal("__name__", "ALERTS")]);
+        assert_eq!(ids.len(), 1);
+        let got = db.read(&ids, i64::MIN, i64::MAX).unwrap();
+        let last = got[0].1.last().unwrap();
+        assert_eq!(last.ts, t0 + 60_000);
+        assert!(tidemark_query::is_stale_nan(last.value), "{}", last.value);
+        // So a query just after no longer sees the alert.
+        let src = DbSource::new(&db, 1000);
+        let q = |e: &str| {
+            let expr = tidemark_query::parse(e).unwrap();
+            match tidemark_query::eval_instant(&src, &expr, t0 + 90_000, &EvalOptions::default())
+                .unwrap()
+            {
+                tidemark_query::Value::Vector(v) => v.len(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(q("ALERTS"), 0);
+        assert_eq!(q("doubled"), 1);
+    }
+
+    #[test]
+    fn a_failing_rule_is_reported_and_the_others_still_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let t = crate::server::now_ms();
+        let labels = [
+            tidemark_storage::Labels::metric("m", [("k", "a")]),
+            tidemark_storage::Labels::metric("m", [("k", "b")]),
+        ];
+        let ids = db.resolve_many(&labels).unwrap();
+        let mut b = WriteBatch::new();
+        for id in ids {
+            b.push(id, t, 1.0);
+        }
+        db.append(&b).unwrap();
+        let rules = "groups:\n  - name: g\n    limit: 1\n    rules:\n      - record: too_many\n        expr: m\n      - record: one\n        expr: sum(m)\n";
+        let groups = parse_rule_file("r.yml", rules).unwrap();
+        let m = RuleManager::new(
+            db.clone(),
+            groups
+                .into_iter()
+                .map(|g| ("r.yml".to_string(), g))
+                .collect(),
+            Duration::from_secs(60),
+            dir.path(),
+            EvalOptions::default(),
+        );
+        assert_eq!(m.groups()[0].status().rules[0].health, RuleHealth::Unknown);
+        m.eval_group(0, t);
+        let st = m.groups()[0].status();
+        assert_eq!(st.last_eval_ms, Some(t));
+        assert_eq!(st.rules[0].health, RuleHealth::Err);
+        let err = st.rules[0].last_error.as_deref().unwrap();
+        assert!(err.contains("exceeded limit"), "{err}");
+        assert_eq!(st.rules[1].health, RuleHealth::Ok);
+        assert_eq!(db.select(&[Matcher::equal("__name__", "one")]).len(), 1);
+        assert!(
+            db.select(&[Matcher::equal("__name__", "too_many")])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_unreadable_state_file_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules").join(STATE_FILE), b"{not json").unwrap();
+        let m = manager(&db, dir.path());
+        assert_eq!(m.groups()[0].status().state, GroupState::default());
+        m.eval_group(0, crate::server::now_ms());
+        // The next save replaces it with a valid file.
+        assert!(load_state(m.state_path()).is_ok());
+    }
+}
