@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 
 use common::{Server, get, post};
-use tidemark::ingest::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+use tidemark::ingest::remote_write::{self, WriteRequest};
 use tidemark_storage::{Db, Matcher, Options};
 
 #[test]
@@ -54,22 +54,7 @@ fn line_protocol_keeps_good_lines_and_names_the_bad_one() {
 #[test]
 fn remote_write_rejects_only_the_invalid_series() {
     let s = Server::start(|_| {});
-    let series = |labels: &[(&str, &str)], samples: &[(i64, f64)]| TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| Label {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|(t, v)| Sample {
-                timestamp: *t,
-                value: *v,
-            })
-            .collect(),
-    };
+    let series = common::rw_series;
     let req = WriteRequest {
         timeseries: vec![
             series(

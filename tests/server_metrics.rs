@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{Server, get, post, request};
-use tidemark::ingest::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+use tidemark::ingest::remote_write::{self, WriteRequest};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -271,22 +271,7 @@ fn federate_returns_the_latest_sample_of_matching_series() {
 fn remote_write_rejections_are_counted_by_reason() {
     // Room for two new series only: the third is rejected by the limit.
     let s = Server::start(|c| c.limits.max_series = 2);
-    let series = |labels: &[(&str, &str)], samples: &[(i64, f64)]| TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| Label {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|(t, v)| Sample {
-                timestamp: *t,
-                value: *v,
-            })
-            .collect(),
-    };
+    let series = common::rw_series;
     let req = WriteRequest {
         timeseries: vec![
             series(

@@ -171,3 +171,27 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         b = &b[eol + 2 + size + 2..];
     }
 }
+
+/// A remote-write `TimeSeries` from label pairs and `(timestamp, value)`s.
+pub fn rw_series(
+    labels: &[(&str, &str)],
+    samples: &[(i64, f64)],
+) -> tidemark::ingest::remote_write::TimeSeries {
+    use tidemark::ingest::remote_write::{Label, Sample, TimeSeries};
+    TimeSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|(t, v)| Sample {
+                timestamp: *t,
+                value: *v,
+            })
+            .collect(),
+    }
+}
