@@ -9,7 +9,9 @@
 //! - The series limit is enforced before any sample is read, so a selector
 //!   matching millions of series fails fast instead of loading them.
 
-use tidemark_query::{LabelMatcher, Labels, MatchOp, SeriesData, SeriesSource, SourceError};
+use tidemark_query::{
+    LabelMatcher, Labels, MatchOp, SeriesData, SeriesSource, SourceError, sorted_unique,
+};
 use tidemark_storage::{Db, Matcher, SeriesId};
 
 pub struct DbSource<'a> {
@@ -84,19 +86,14 @@ impl SeriesSource for DbSource<'_> {
         if matchers.is_empty() {
             return Ok(self.db.label_names());
         }
-        let mut names: Vec<String> = self
-            .select_ids(matchers)?
-            .into_iter()
-            .flat_map(|id| {
+        Ok(sorted_unique(
+            self.select_ids(matchers)?.into_iter().flat_map(|id| {
                 self.db
                     .labels(id)
                     .map(|l| l.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
                     .unwrap_or_default()
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+            }),
+        ))
     }
 
     fn label_values(
@@ -109,13 +106,10 @@ impl SeriesSource for DbSource<'_> {
         if matchers.is_empty() {
             return Ok(self.db.label_values(name));
         }
-        let mut values: Vec<String> = self
-            .select_ids(matchers)?
-            .into_iter()
-            .filter_map(|id| self.db.labels(id)?.get(name).map(str::to_string))
-            .collect();
-        values.sort();
-        values.dedup();
-        Ok(values)
+        Ok(sorted_unique(
+            self.select_ids(matchers)?
+                .into_iter()
+                .filter_map(|id| self.db.labels(id)?.get(name).map(str::to_string)),
+        ))
     }
 }

@@ -48,27 +48,14 @@ pub trait SeriesSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>, SourceError> {
-        let all;
-        let matchers = if matchers.is_empty() {
-            all = [match_all()];
-            &all[..]
-        } else {
-            matchers
-        };
-        let mut names: Vec<String> = self
-            .select(matchers, start_ms, end_ms)?
-            .into_iter()
-            .flat_map(|s| {
-                s.labels
-                    .as_slice()
-                    .iter()
-                    .map(|(k, _)| k.clone())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        let series = select_or_all(self, matchers, start_ms, end_ms)?;
+        Ok(sorted_unique(series.into_iter().flat_map(|s| {
+            s.labels
+                .as_slice()
+                .iter()
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>()
+        })))
     }
 
     /// Values of label `name` on series matching `matchers` (all series
@@ -83,22 +70,35 @@ pub trait SeriesSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<String>, SourceError> {
-        let all;
-        let matchers = if matchers.is_empty() {
-            all = [match_all()];
-            &all[..]
-        } else {
-            matchers
-        };
-        let mut values: Vec<String> = self
-            .select(matchers, start_ms, end_ms)?
-            .into_iter()
-            .filter_map(|s| s.labels.get(name).map(str::to_string))
-            .collect();
-        values.sort();
-        values.dedup();
-        Ok(values)
+        let series = select_or_all(self, matchers, start_ms, end_ms)?;
+        Ok(sorted_unique(
+            series
+                .into_iter()
+                .filter_map(|s| s.labels.get(name).map(str::to_string)),
+        ))
     }
+}
+
+/// `select`, where no matchers means every series.
+fn select_or_all<S: SeriesSource + ?Sized>(
+    src: &S,
+    matchers: &[LabelMatcher],
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Vec<SeriesData>, SourceError> {
+    if matchers.is_empty() {
+        src.select(&[match_all()], start_ms, end_ms)
+    } else {
+        src.select(matchers, start_ms, end_ms)
+    }
+}
+
+/// The values sorted, duplicates removed.
+pub fn sorted_unique(values: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = values.into_iter().collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 fn match_all() -> LabelMatcher {

@@ -22,7 +22,7 @@
 //!   `--data-dir` is given.
 
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -155,9 +155,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     // Aligned to the step and ending now, so the data lands in the current
     // partitions like live ingest would.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = crate::server::now_ms();
     let start_ts = (now - args.samples_per_series as i64 * STEP_MS) / STEP_MS * STEP_MS;
 
     let ingest_start = Instant::now();
@@ -241,8 +239,7 @@ fn print_report(r: &BenchReport, json: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer(&mut out, r)?;
-        writeln!(out)?;
+        super::print_json_line(&mut out, r)?;
         return Ok(());
     }
     writeln!(

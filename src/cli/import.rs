@@ -18,7 +18,7 @@ use std::fs::File;
 use std::hash::BuildHasherDefault;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -197,8 +197,7 @@ fn print_report(r: &ImportReport, json: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer(&mut out, r)?;
-        writeln!(out)?;
+        super::print_json_line(&mut out, r)?;
         return Ok(());
     }
     writeln!(
@@ -373,7 +372,7 @@ impl<'db> Importer<'db> {
             Format::Lp => {
                 let mut parser = LineParser::new(precision);
                 for_each_block(file, bar, |block| {
-                    self.now_ms = now_ms();
+                    self.now_ms = crate::server::now_ms();
                     let s = parser.parse(block, next_line, |p| self.lp_point(p));
                     next_line += s.lines_seen;
                     summary.merge(s, DEFAULT_MAX_ERRORS);
@@ -388,7 +387,7 @@ impl<'db> Importer<'db> {
                 };
                 let mut parser = OpenMetricsParser::new(unit);
                 for_each_block(file, bar, |block| {
-                    self.now_ms = now_ms();
+                    self.now_ms = crate::server::now_ms();
                     let s = parser.parse(block, next_line, |p| self.om_sample(p));
                     next_line += s.lines_seen;
                     summary.merge(s, DEFAULT_MAX_ERRORS);
@@ -487,12 +486,6 @@ impl<'db> Importer<'db> {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Reads `file` in blocks that end on a line boundary (the last block may

@@ -71,6 +71,16 @@ pub(crate) fn progress_bar(total: u64, hidden: bool, template: &str) -> indicati
     bar
 }
 
+/// Writes `value` as one JSON line: the whole stdout of a `--json` command.
+pub(crate) fn print_json_line(
+    out: &mut impl std::io::Write,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// `n / secs`, or 0 when no time elapsed.
 pub(crate) fn per_sec(n: u64, secs: f64) -> f64 {
     if secs > 0.0 { n as f64 / secs } else { 0.0 }

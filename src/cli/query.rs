@@ -88,8 +88,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &crate::server::value_json(&value))?;
-        writeln!(out)?;
+        super::print_json_line(&mut out, &crate::server::value_json(&value))?;
     } else {
         print_table(&value, &mut out)?;
     }
@@ -144,15 +143,16 @@ fn query_server(
         .context("--url must start with http:// (https is not supported here)")?
         .trim_end_matches('/');
     let secs = |ms: i64| format!("{}", ms as f64 / 1000.0);
-    let q = form_encode(&args.expr);
+    let q = serde_urlencoded::to_string([("query", args.expr.as_str())])
+        .context("encoding the query")?;
     let path = match range {
         Some((start, end, step)) => format!(
-            "/api/v1/query_range?query={q}&start={}&end={}&step={}",
+            "/api/v1/query_range?{q}&start={}&end={}&step={}",
             secs(start),
             secs(end),
             secs(step)
         ),
-        None => format!("/api/v1/query?query={q}&time={}", secs(time)),
+        None => format!("/api/v1/query?{q}&time={}", secs(time)),
     };
     let mut stream = TcpStream::connect(host).with_context(|| format!("connecting to {host}"))?;
     write!(
@@ -186,8 +186,7 @@ fn query_server(
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &json)?;
-        writeln!(out)?;
+        super::print_json_line(&mut out, &json)?;
         return Ok(());
     }
     let data = &json["data"];
@@ -209,19 +208,6 @@ fn query_server(
         }
     }
     Ok(())
-}
-
-fn form_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {

@@ -176,14 +176,19 @@ pub fn value_json(v: &Value) -> Json {
                     .collect(),
             ),
         ),
-        Value::Matrix(series) => {
-            let mut buf = Vec::new();
-            write_matrix(series, &mut buf);
-            (
-                "matrix",
-                serde_json::from_slice(&buf).expect("write_matrix writes valid JSON"),
-            )
-        }
+        Value::Matrix(series) => (
+            "matrix",
+            Json::Array(
+                series
+                    .iter()
+                    .map(|s| {
+                        let values: Vec<Json> =
+                            s.samples.iter().map(|(t, v)| point(*t, *v)).collect();
+                        json!({"metric": metric(&s.labels), "values": values})
+                    })
+                    .collect(),
+            ),
+        ),
     };
     json!({"resultType": kind, "result": result})
 }
@@ -403,9 +408,7 @@ fn union_over(
     for sel in selectors {
         out.extend(f(sel).map_err(source_error)?);
     }
-    out.sort();
-    out.dedup();
-    Ok(success(json!(out)))
+    Ok(success(json!(tidemark_query::sorted_unique(out))))
 }
 
 fn source_error(e: tidemark_query::SourceError) -> ApiError {

@@ -129,7 +129,7 @@ async fn remote_write_inner(st: Arc<AppState>, body: Bytes) -> Result<Response, 
             &raw,
             |series| {
                 // Labels are decoded and checked only for series not seen before.
-                let labels = match st.rw_cache.get(series.key) {
+                let mut labels = match st.rw_cache.get(series.key) {
                     Some(_) => None,
                     None => {
                         let mut scratch = Vec::new();
@@ -154,7 +154,6 @@ async fn remote_write_inner(st: Arc<AppState>, body: Bytes) -> Result<Response, 
                         }
                     }
                 };
-                let mut labels = labels;
                 for &(ts, v) in series.samples {
                     builder.push(series.key, ts, v, || labels.take().unwrap_or_default());
                 }

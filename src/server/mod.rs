@@ -240,6 +240,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| error::ApiError::internal(format!("blocking task failed: {e}")))?
 }
 
+/// Wall-clock time in Unix milliseconds.
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

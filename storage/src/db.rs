@@ -591,7 +591,8 @@ fn merge_newer(older: &mut Vec<Sample>, newer: Vec<Sample>) {
         older.extend(newer);
         return;
     }
-    // Tag by origin so the stable sort keeps older-before-newer on ties.
+    // `sort_by_key` is stable: on equal timestamps the older sample stays
+    // first and `dedup_keep_last` keeps the newer one.
     older.extend(newer);
     older.sort_by_key(|s| s.ts);
     dedup_keep_last(older, 0);
