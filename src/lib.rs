@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod ingest;
 pub mod rules;
 pub mod server;

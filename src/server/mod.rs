@@ -52,6 +52,8 @@ pub struct AppState {
     /// The rule groups `serve` evaluates (their status feeds
     /// `/api/v1/rules` and `/api/v1/alerts`).
     pub rules: Arc<RuleManager>,
+    /// Component health (`/api/v1/health`).
+    pub health: Arc<crate::health::Health>,
     pub ready: AtomicBool,
 }
 
@@ -65,6 +67,7 @@ impl AppState {
             rw_cache: SeriesCache::default(),
             metrics,
             rules,
+            health: crate::health::Health::new(),
             ready: AtomicBool::new(true),
         })
     }
