@@ -25,6 +25,7 @@ mod error;
 mod eval;
 mod labels;
 mod lexer;
+pub mod notation;
 mod parser;
 mod source;
 mod value;

@@ -16,7 +16,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use tidemark_query::{
-    EvalOptions, Labels, MemorySource, Value, eval_instant, eval_range, parse, stale_nan,
+    EvalOptions, Labels, MemorySource, Value, eval_instant, eval_range,
+    notation::{expand_values, parse_value},
+    parse,
     testing::parse_selector_labels,
 };
 
@@ -29,54 +31,6 @@ fn parse_time(s: &str) -> Result<i64, String> {
         tidemark_query::ast::Expr::Number(n) => Ok((n * 1000.0).round() as i64),
         _ => Err(format!("bad time {s:?}")),
     }
-}
-
-fn parse_value(s: &str) -> Result<f64, String> {
-    match s {
-        "Inf" | "+Inf" | "inf" | "+inf" => Ok(f64::INFINITY),
-        "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
-        "NaN" | "nan" => Ok(f64::NAN),
-        "stale" => Ok(stale_nan()),
-        _ => s.parse::<f64>().map_err(|_| format!("bad value {s:?}")),
-    }
-}
-
-/// Expands promqltest value notation into per-interval values (`None` = missing).
-fn expand_values(tokens: &[&str]) -> Result<Vec<Option<f64>>, String> {
-    let mut out = Vec::new();
-    for tok in tokens {
-        if *tok == "_" {
-            out.push(None);
-            continue;
-        }
-        let Some(xpos) = tok
-            .rfind('x')
-            .filter(|&p| p > 0 && tok[p + 1..].chars().all(|c| c.is_ascii_digit()))
-        else {
-            out.push(Some(parse_value(tok)?));
-            continue;
-        };
-        let times: usize = tok[xpos + 1..]
-            .parse()
-            .map_err(|_| format!("bad repeat in {tok:?}"))?;
-        let head = &tok[..xpos];
-        if head == "_" {
-            out.extend(std::iter::repeat_n(None, times));
-            continue;
-        }
-        // Split `start(+|-)delta`, skipping a leading sign and exponent signs.
-        let b = head.as_bytes();
-        let split = (1..b.len())
-            .find(|&i| (b[i] == b'+' || b[i] == b'-') && b[i - 1] != b'e' && b[i - 1] != b'E');
-        let (start, delta) = match split {
-            Some(i) => (parse_value(&head[..i])?, parse_value(&head[i..])?),
-            None => (parse_value(head)?, 0.0),
-        };
-        for k in 0..=times {
-            out.push(Some(start + delta * k as f64));
-        }
-    }
-    Ok(out)
 }
 
 /// Splits `metric{a="b c"} rest` into the descriptor and the rest.
@@ -181,7 +135,7 @@ impl Runner {
                 let (desc, vals) = split_series(l);
                 let labels =
                     parse_selector_labels(desc).map_err(|e| format!("bad series {desc:?}: {e}"))?;
-                let vals = expand_values(&vals.split_whitespace().collect::<Vec<_>>())?;
+                let vals = expand_values(vals).map_err(|e| e.to_string())?;
                 let samples: Vec<(i64, f64)> = vals
                     .into_iter()
                     .enumerate()
@@ -237,7 +191,7 @@ impl Runner {
                     for l in block {
                         let (desc, vals) = split_series(l);
                         let labels = parse_selector_labels(desc).map_err(|e| e.to_string())?;
-                        let vals = expand_values(&vals.split_whitespace().collect::<Vec<_>>())?;
+                        let vals = expand_values(vals).map_err(|e| e.to_string())?;
                         exp.push(Expect {
                             labels: Some(labels),
                             values: vals,
@@ -294,7 +248,7 @@ fn check_instant(v: Value, block: &[&str], ordered: bool) -> Result<(), String> 
         let (desc, vals) = split_series(l);
         let labels = parse_selector_labels(desc)
             .map_err(|e| format!("bad expected series {desc:?}: {e}"))?;
-        let values = expand_values(&vals.split_whitespace().collect::<Vec<_>>())?;
+        let values = expand_values(vals).map_err(|e| e.to_string())?;
         exp.push(Expect {
             labels: Some(labels),
             values,
