@@ -9,6 +9,7 @@
 mod db;
 pub mod encoding;
 mod error;
+pub mod events;
 mod head;
 mod index;
 mod partition;
@@ -20,6 +21,7 @@ pub mod wal;
 
 pub use db::{Db, DbStats, Options, WriteBatch};
 pub use error::{AppendError, Error};
+pub use events::{Event, EventError, EventLog, EventLogOptions, EventPage, EventQuery};
 pub use index::MetricMetadata;
 pub use partition::PartitionInfo;
 pub use ticket::{AppendOutcome, Ticket};
