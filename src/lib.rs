@@ -11,6 +11,8 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod ingest;
+pub mod monitor;
+pub mod notify;
 pub mod rules;
 pub mod server;
 pub mod source;

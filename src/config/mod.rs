@@ -42,6 +42,12 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub rules: RulesConfig,
+    /// `[notify]`: receivers and channels, routing, inhibition, escalation
+    /// and retries; see `crate::notify::config`.
+    pub notify: crate::notify::config::NotifyConfig,
+    /// `[monitor]`: collect interval, component limit, memory budget and
+    /// the demo workload; see `crate::monitor::config`.
+    pub monitor: crate::monitor::config::MonitorConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -118,6 +124,8 @@ pub struct RulesConfig {
     /// Interval of groups that set none.
     #[serde(with = "serde_duration")]
     pub evaluation_interval: Duration,
+    /// Thresholds of the default pack's alerts.
+    pub thresholds: crate::rules::thresholds::Thresholds,
 }
 
 impl Default for RulesConfig {
@@ -126,6 +134,7 @@ impl Default for RulesConfig {
             files: Vec::new(),
             default_pack: true,
             evaluation_interval: Duration::from_secs(60),
+            thresholds: crate::rules::thresholds::Thresholds::default(),
         }
     }
 }
@@ -206,8 +215,17 @@ impl Config {
         if self.rules.evaluation_interval.is_zero() {
             return bad("rules.evaluation_interval must be positive".into());
         }
+        if let Err(e) = crate::rules::thresholds::validate(&self.rules.thresholds) {
+            return bad(e);
+        }
         if self.limits.max_points_per_series == 0 {
             return bad("limits.max_points_per_series must be positive".into());
+        }
+        if let Err(message) = self.notify.validate() {
+            return bad(message);
+        }
+        if let Err(message) = self.monitor.validate() {
+            return bad(message);
         }
         Ok(())
     }
