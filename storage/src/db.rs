@@ -72,6 +72,11 @@ pub struct Options {
     /// Partitions whose window ended longer ago than this are deleted by
     /// the background thread. `None` (default) keeps everything.
     pub retention: Option<Duration>,
+    /// Rollup tiers, finest first (see `rollup`): each built from the one
+    /// before it, the first from sealed raw partitions, by the background
+    /// thread after compaction. Default `TierSpec::defaults()` (1m kept
+    /// 90 d, 1h kept 5 y); empty disables downsampling.
+    pub tiers: Vec<crate::rollup::TierSpec>,
     pub wal: WalOptions,
 }
 
@@ -90,6 +95,7 @@ impl Default for Options {
             partition_duration: Duration::from_secs(86_400),
             compact_interval: Duration::from_secs(600),
             retention: None,
+            tiers: crate::rollup::TierSpec::defaults(),
             wal: WalOptions::default(),
         }
     }
@@ -127,6 +133,12 @@ impl WriteBatch {
     pub fn clear(&mut self) {
         self.entries.clear();
     }
+
+    /// The samples `(series, timestamp, value)` in push order (read-only:
+    /// forwarding copies accepted batches from here).
+    pub fn entries(&self) -> &[(SeriesId, Timestamp, f64)] {
+        &self.entries
+    }
 }
 
 /// Size and activity figures of a database.
@@ -151,17 +163,18 @@ pub struct DbStats {
     pub corrupt_chunks: u64,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     dir: PathBuf,
-    opts: Options,
+    pub(crate) opts: Options,
     index: Arc<Index>,
-    parts: Arc<Partitions>,
+    pub(crate) parts: Arc<Partitions>,
+    pub(crate) rollups: Arc<crate::rollup::Rollups>,
     inflight: Arc<AtomicUsize>,
 }
 
 /// An open database. See the module docs for the concurrency contract.
 pub struct Db {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     senders: Vec<crossbeam_channel::Sender<Msg>>,
     free: Vec<Arc<ArrayQueue<Vec<Entry>>>>,
     writers: Vec<JoinHandle<()>>,
@@ -186,6 +199,11 @@ impl Db {
             opts.partition_duration.as_millis().max(1) as i64,
             durable,
         )?);
+        let rollups = Arc::new(crate::rollup::Rollups::open(
+            &dir,
+            &opts.tiers,
+            parts.duration(),
+        )?);
         let shards = opts.shards.get();
         let ooo_ms = opts.ooo_window.as_millis() as i64;
         let mut heads: Vec<Head> = (0..shards).map(|s| Head::new(s, shards, ooo_ms)).collect();
@@ -197,6 +215,7 @@ impl Db {
             opts: opts.clone(),
             index,
             parts,
+            rollups,
             inflight,
         });
         let cfg = WriterConfig {
@@ -698,6 +717,19 @@ fn spawn_maintenance(
                 let closed_before = now - shared.opts.ooo_window.as_millis() as i64;
                 if let Err(e) = shared.parts.compact(closed_before) {
                     tracing::warn!(error = %e, "background compaction failed");
+                }
+                if let Err(e) = shared.rollups.apply_retention(now) {
+                    tracing::warn!(error = %e, "applying tier retention failed");
+                }
+                match shared.rollups.run(&shared.parts, closed_before) {
+                    Ok(r) if r.windows_built > 0 => tracing::info!(
+                        windows = r.windows_built,
+                        raw_samples = r.raw_samples,
+                        elapsed_ms = r.elapsed.as_millis() as u64,
+                        "rollups built"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "background rollup failed"),
                 }
             }
         })

@@ -33,6 +33,8 @@ pub enum Error {
     Closed,
     #[error("a writer thread stopped: {0}")]
     WriterFailed(String),
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
 }
 
 impl Error {

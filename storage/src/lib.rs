@@ -14,6 +14,7 @@ mod head;
 mod index;
 mod partition;
 mod redb_file;
+pub mod rollup;
 mod shard;
 mod ticket;
 pub mod types;
@@ -21,9 +22,12 @@ pub mod wal;
 
 pub use db::{Db, DbStats, Options, WriteBatch};
 pub use error::{AppendError, Error};
-pub use events::{Event, EventError, EventLog, EventLogOptions, EventPage, EventQuery};
+pub use events::{
+    Cursor, Event, EventError, EventLog, EventLogOptions, EventPage, EventQuery, EventStats,
+};
 pub use index::MetricMetadata;
 pub use partition::PartitionInfo;
+pub use rollup::{RollupPoint, RollupReport, TierInfo, TierInspect, TierSpec};
 pub use ticket::{AppendOutcome, Ticket};
 pub use types::{Label, Labels, MatchOp, Matcher, MatcherError, Sample, SeriesId, Timestamp};
 pub use wal::{FsyncMode, WalOptions};

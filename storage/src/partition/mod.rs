@@ -22,7 +22,7 @@
 //!   index is damaged is renamed to `.corrupt` and reported at open. Nothing
 //!   panics on disk bytes.
 
-mod blocks;
+pub(crate) mod blocks;
 mod delta;
 
 use std::collections::BTreeMap;
@@ -568,6 +568,29 @@ impl Partitions {
             out.push(info);
         }
         Ok(out)
+    }
+
+    /// Windows ending at or before `before` whose data is all in a sealed
+    /// block file (no delta): `(start, generation, blocks)`, for rollups.
+    pub(crate) fn sealed(&self, before: Timestamp) -> Vec<(Timestamp, u64, Arc<BlockFile>)> {
+        let slots = self.slots.read().expect("partition lock poisoned");
+        slots
+            .iter()
+            .filter(|(start, _)| start.saturating_add(self.duration) <= before)
+            .filter_map(|(_, s)| {
+                let p = s.current.read().expect("partition lock poisoned");
+                match (&p.delta, &p.blocks) {
+                    (None, Some(b)) => Some((p.start, p.generation, b.clone())),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Start of the oldest window.
+    pub(crate) fn first_start(&self) -> Option<Timestamp> {
+        let slots = self.slots.read().expect("partition lock poisoned");
+        slots.keys().next().copied()
     }
 
     /// Number of partitions.
