@@ -163,6 +163,8 @@ pub struct EventStats {
     /// Corrupt records, blocks and torn tails found so far (each counted
     /// once).
     pub corrupt: u64,
+    /// Blocks of sealed files read (decompressed) by queries since open.
+    pub blocks_read: u64,
 }
 
 /// What [`EventLog::maintain`] or [`EventLog::drop_before`] did.
@@ -239,6 +241,7 @@ pub struct EventLog {
     opts: EventLogOptions,
     inner: Mutex<Inner>,
     damage: Arc<Damage>,
+    blocks_read: AtomicU64,
 }
 
 /// Now, in Unix ms.
@@ -326,6 +329,7 @@ impl EventLog {
             opts,
             inner: Mutex::new(inner),
             damage,
+            blocks_read: AtomicU64::new(0),
         })
     }
 
@@ -393,7 +397,9 @@ impl EventLog {
                 .collect();
             (active, inner.sealed.clone())
         };
-        Ok(query::run(q, active, &sealed, &self.damage))
+        let (page, blocks) = query::run(q, active, &sealed, &self.damage);
+        self.blocks_read.fetch_add(blocks, Ordering::Relaxed);
+        Ok(page)
     }
 
     /// Files, events, bytes and damage found so far.
@@ -401,6 +407,7 @@ impl EventLog {
         let inner = self.lock();
         let mut s = EventStats {
             corrupt: self.damage.count(),
+            blocks_read: self.blocks_read.load(Ordering::Relaxed),
             ..EventStats::default()
         };
         for m in &inner.sealed {

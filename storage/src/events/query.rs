@@ -43,13 +43,13 @@ fn trim(results: &mut Vec<Stored>, n: usize) {
 }
 
 /// Runs `q` over the already filtered active events and the sealed files.
-/// `q.limit` is at least 1.
+/// `q.limit` is at least 1. Also returns how many blocks were read.
 pub(crate) fn run(
     q: &EventQuery,
     mut results: Vec<Stored>,
     files: &[Arc<SealedMeta>],
     damage: &Damage,
-) -> EventPage {
+) -> (EventPage, u64) {
     let want = q.limit.saturating_add(1);
     let upper = upper_ts(q);
     let mut blocks: Vec<(i64, &SealedMeta, usize)> = Vec::new();
@@ -67,10 +67,12 @@ pub(crate) fn run(
     }
     blocks.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
     trim(&mut results, want);
+    let mut read = 0;
     for (max_ts, meta, index) in blocks {
         if results.len() >= want && max_ts < results[want - 1].event.ts_ms {
             break;
         }
+        read += 1;
         results.extend(
             sealed::read_block(meta, index, damage)
                 .into_iter()
@@ -83,8 +85,9 @@ pub(crate) fn run(
         Cursor { ts_ms, seq }
     });
     results.truncate(q.limit);
-    EventPage {
+    let page = EventPage {
         events: results.into_iter().map(|s| s.event).collect(),
         next,
-    }
+    };
+    (page, read)
 }
