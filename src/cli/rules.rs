@@ -4,6 +4,10 @@
 //! file, line, group, rule and (for expressions) the position. Exits
 //! non-zero when any file has errors. `--default` checks the embedded
 //! default rule pack as well.
+//!
+//! `tidemark rules test FILE...` runs rule unit tests written for
+//! `promtool test rules` and prints `SUCCESS` or each failed expectation;
+//! exits non-zero when any fails.
 
 use std::path::PathBuf;
 
@@ -28,11 +32,18 @@ pub enum RulesCommand {
         #[arg(long)]
         default: bool,
     },
+    /// Run rule unit tests (promtool's test-file format).
+    Test {
+        /// Test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 pub fn run(args: &RulesArgs) -> anyhow::Result<()> {
     match &args.command {
         RulesCommand::Check { files, default } => check(files, *default),
+        RulesCommand::Test { files } => test(files),
     }
 }
 
@@ -68,6 +79,32 @@ fn check(files: &[PathBuf], default: bool) -> anyhow::Result<()> {
     }
     if bad > 0 {
         bail!("{bad} of {total} rule files have errors");
+    }
+    Ok(())
+}
+
+fn test(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for f in files {
+        println!("Unit Testing:  {}", f.display());
+        match rules::unittest::run_test_file(f) {
+            Ok(failures) if failures.is_empty() => println!("  SUCCESS\n"),
+            Ok(failures) => {
+                failed += 1;
+                println!("  FAILED:");
+                for x in &failures {
+                    println!("    [{}] {}", x.group, x.message);
+                }
+                println!();
+            }
+            Err(e) => {
+                failed += 1;
+                println!("  FAILED:\n    {e}\n");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} test files failed", files.len());
     }
     Ok(())
 }

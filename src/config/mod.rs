@@ -218,6 +218,9 @@ impl Config {
         if let Err(e) = crate::rules::thresholds::validate(&self.rules.thresholds) {
             return bad(e);
         }
+        if let Err(e) = crate::rules::thresholds::validate(&self.rules.thresholds) {
+            return bad(e);
+        }
         if self.limits.max_points_per_series == 0 {
             return bad("limits.max_points_per_series must be positive".into());
         }

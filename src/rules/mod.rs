@@ -6,6 +6,8 @@
 //! - [`eval`]: [`RuleGroup::eval`] over any `SeriesSource`, [`GroupState`]
 //!   (serde, for persistence), `ALERTS` / `ALERTS_FOR_STATE` samples.
 //! - [`template`]: the `{{ $labels.x }}` / `{{ $value }}` expander.
+//! - [`thresholds`]: `[rules.thresholds]` overrides written into the pack.
+//! - [`unittest`]: `tidemark rules test` (promtool's rule test files).
 //! - [`scheduler`]: [`RuleManager`] (evaluate a group at a given time,
 //!   append its output, persist alert state) and [`Scheduler`] (one tokio
 //!   task per group), run by `tidemark serve`.
@@ -20,6 +22,8 @@ pub mod eval;
 pub mod file;
 pub mod scheduler;
 pub mod template;
+pub mod thresholds;
+pub mod unittest;
 
 pub use eval::{
     Alert, AlertState, GroupOutput, GroupState, RESOLVED_RETENTION, RESOLVED_RETENTION_MS,
@@ -44,7 +48,7 @@ pub const DEFAULT_RULES_NAME: &str = "<default rules>";
 /// Never in a released binary (a test checks the pack); the type keeps
 /// callers honest if the pack is ever edited badly.
 pub fn default_groups() -> Result<Vec<RuleGroup>, RuleErrors> {
-    parse_rule_file(DEFAULT_RULES_NAME, DEFAULT_RULES)
+    thresholds::default_groups_with(&thresholds::Thresholds::default())
 }
 
 #[cfg(test)]

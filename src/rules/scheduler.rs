@@ -185,7 +185,7 @@ impl RuleManager {
             }
         }
         if cfg.rules.default_pack {
-            for g in crate::rules::default_groups()? {
+            for g in crate::rules::thresholds::default_groups_with(&cfg.rules.thresholds)? {
                 groups.push((DEFAULT_RULES_NAME.to_string(), g));
             }
         }
