@@ -34,7 +34,10 @@ pub use error::{EvalError, ParseError, ParseErrorKind, SourceError};
 pub use eval::{EvalOptions, eval_instant, eval_range};
 pub use labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp};
 pub use parser::parse;
-pub use source::{MemorySource, SeriesData, SeriesSource, sorted_unique};
+pub use source::{
+    Bucket, BucketSeries, MemorySource, SelectHints, Selection, SeriesData, SeriesSource,
+    sorted_unique,
+};
 pub use value::{STALE_NAN_BITS, Sample, Series, Value, is_stale_nan, stale_nan};
 
 #[doc(hidden)]

@@ -507,11 +507,21 @@ fn linear_regression(w: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
     (slope, intercept)
 }
 
-/// Prometheus `extrapolatedRate` for one window. `correction` is the sum of
-/// counter-reset corrections in the window, added in order by the caller.
+/// The first and last sample of a rate window (times in ms, as floats so
+/// that rollup buckets can place assumed samples between milliseconds) and
+/// how many samples it holds.
+pub(crate) struct RateWindow {
+    pub(crate) first_t: f64,
+    pub(crate) first_v: f64,
+    pub(crate) last_t: f64,
+    pub(crate) count: f64,
+}
+
+/// Prometheus `extrapolatedRate` for one window. `result` already holds the
+/// counter-reset corrections of the window.
 #[allow(clippy::too_many_arguments)]
-fn extrapolated_rate(
-    w: &[(i64, f64)],
+pub(crate) fn extrapolated_rate(
+    w: &RateWindow,
     result: f64,
     range_start: i64,
     range_end: i64,
@@ -519,13 +529,12 @@ fn extrapolated_rate(
     is_counter: bool,
     is_rate: bool,
 ) -> f64 {
-    let (first, last) = (w[0], w[w.len() - 1]);
-    let mut duration_to_start = (first.0 - range_start) as f64 / 1000.0;
-    let duration_to_end = (range_end - last.0) as f64 / 1000.0;
-    let sampled = (last.0 - first.0) as f64 / 1000.0;
-    let avg = sampled / (w.len() - 1) as f64;
-    if is_counter && result > 0.0 && first.1 >= 0.0 {
-        let to_zero = sampled * (first.1 / result);
+    let mut duration_to_start = (w.first_t - range_start as f64) / 1000.0;
+    let duration_to_end = (range_end as f64 - w.last_t) / 1000.0;
+    let sampled = (w.last_t - w.first_t) / 1000.0;
+    let avg = sampled / (w.count - 1.0);
+    if is_counter && result > 0.0 && w.first_v >= 0.0 {
+        let to_zero = sampled * (w.first_v / result);
         if to_zero < duration_to_start {
             duration_to_start = to_zero;
         }
@@ -597,7 +606,12 @@ fn over_range(ev: &mut Evaluator<'_>, func: Func, args: &[Expr]) -> Result<Val, 
     };
     let range = *range_ms;
     let off = selector.offset_ms;
-    let data = ev.select_range(selector, range)?;
+    let data = match ev.select_range_hinted(selector, range, func)? {
+        super::rollup::Selected::Samples(d) => d,
+        super::rollup::Selected::Buckets(b) => {
+            return super::rollup::eval_range_buckets(ev, func, b, range, off);
+        }
+    };
     let left_open = ev.opts.left_open;
 
     if func == Func::AbsentOverTime {
@@ -766,8 +780,14 @@ fn range_series(
                         k += 1;
                     }
                 }
+                let rw = RateWindow {
+                    first_t: w[0].0 as f64,
+                    first_v: w[0].1,
+                    last_t: w[w.len() - 1].0 as f64,
+                    count: w.len() as f64,
+                };
                 extrapolated_rate(
-                    w,
+                    &rw,
                     result,
                     t - range,
                     t,
@@ -909,7 +929,7 @@ fn prepare(func: Func, samples: &[(i64, f64)], sc: &mut Scratch) {
 
 /// Prometheus 2.42 `avg_over_time`: compensated incremental mean that
 /// keeps an infinite mean instead of turning it into NaN.
-fn avg_over_time(w: &[(i64, f64)]) -> f64 {
+pub(crate) fn avg_over_time(w: &[(i64, f64)]) -> f64 {
     let (mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64);
     for &(_, v) in w {
         count += 1.0;

@@ -30,6 +30,7 @@
 mod aggregate;
 mod binary;
 mod functions;
+mod rollup;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -422,7 +423,13 @@ impl<'a> Evaluator<'a> {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<SeriesData>, EvalError> {
-        let mut data = self.src.select(&vs.matchers, mint, maxt)?;
+        let data = self.src.select(&vs.matchers, mint, maxt)?;
+        self.admit(data)
+    }
+
+    /// Applies the series and sample limits to a selection, canonicalises
+    /// NaNs and sorts series by labels.
+    fn admit(&mut self, mut data: Vec<SeriesData>) -> Result<Vec<SeriesData>, EvalError> {
         self.series_selected += data.len();
         if self.series_selected > self.opts.max_series {
             return Err(EvalError::TooManySeries {
@@ -456,14 +463,8 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<SeriesData>, EvalError> {
         let off = vs.offset_ms;
         let end = self.ts(self.n - 1);
-        let mut data = self.select(vs, self.start - off - range_ms, end - off)?;
-        for s in &mut data {
-            if s.samples.iter().any(|&(_, v)| is_stale_nan(v)) {
-                s.samples.retain(|&(_, v)| !is_stale_nan(v));
-            }
-        }
-        data.retain(|s| !s.samples.is_empty());
-        Ok(data)
+        let data = self.select(vs, self.start - off - range_ms, end - off)?;
+        Ok(drop_stale(data))
     }
 
     /// Index range `[lo, hi)` of `samples` inside the window ending at `end`
@@ -493,7 +494,23 @@ impl<'a> Evaluator<'a> {
         let off = vs.offset_ms;
         let lb = self.lookback_ms();
         let end = self.ts(self.n - 1);
-        let data = self.select(vs, self.start - off - lb, end - off)?;
+        let data = match self.select_instant_hinted(vs, self.start - off - lb, end - off)? {
+            rollup::Selected::Samples(d) => d,
+            rollup::Selected::Buckets(b) => {
+                return rollup::eval_instant_buckets(self, b, off, timestamps);
+            }
+        };
+        self.vector_selector_steps(data, off, timestamps)
+    }
+
+    /// The per-step walk of [`Self::eval_vector_selector`] over samples.
+    fn vector_selector_steps(
+        &mut self,
+        data: Vec<SeriesData>,
+        off: i64,
+        timestamps: bool,
+    ) -> Result<Vec<StepSeries>, EvalError> {
+        let lb = self.lookback_ms();
         let mut out = Vec::with_capacity(data.len());
         for s in data {
             self.check_deadline()?;
@@ -529,6 +546,17 @@ impl<'a> Evaluator<'a> {
         }
         Ok(out)
     }
+}
+
+/// Removes stale markers from a range selection, and series left empty.
+fn drop_stale(mut data: Vec<SeriesData>) -> Vec<SeriesData> {
+    for s in &mut data {
+        if s.samples.iter().any(|&(_, v)| is_stale_nan(v)) {
+            s.samples.retain(|&(_, v)| !is_stale_nan(v));
+        }
+    }
+    data.retain(|s| !s.samples.is_empty());
+    data
 }
 
 /// Whole-result check Prometheus applies after range-vector functions and
