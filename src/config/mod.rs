@@ -42,12 +42,42 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub rules: RulesConfig,
+    /// `[[forward]]`: remote-write targets, each with its disk-backed
+    /// queue; see `crate::forward::config`.
+    pub forward: Vec<crate::forward::ForwardConfig>,
     /// `[notify]`: receivers and channels, routing, inhibition, escalation
     /// and retries; see `crate::notify::config`.
     pub notify: crate::notify::config::NotifyConfig,
     /// `[monitor]`: collect interval, component limit, memory budget and
     /// the demo workload; see `crate::monitor::config`.
     pub monitor: crate::monitor::config::MonitorConfig,
+    /// `[events]`: the event log's retention, segment width and fsync.
+    pub events: EventsConfig,
+}
+
+/// `[events]`: the event log (`POST`/`GET /api/v1/events`) under
+/// `<data_dir>/events`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Events are kept this long; whole expired segment files are deleted.
+    #[serde(with = "serde_duration")]
+    pub retention: Duration,
+    /// Time window of one segment file.
+    #[serde(with = "serde_duration")]
+    pub segment: Duration,
+    /// fsync every accepted POST before answering.
+    pub fsync: bool,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(90 * 86_400),
+            segment: Duration::from_secs(86_400),
+            fsync: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,6 +121,30 @@ pub struct StorageConfig {
     pub partition: Duration,
     #[serde(with = "serde_duration")]
     pub compact_interval: Duration,
+    /// `[[storage.tiers]]`: rollup tiers, finest first.
+    pub tiers: Vec<TierConfig>,
+}
+
+/// One `[[storage.tiers]]` entry: a downsampling tier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    pub name: String,
+    #[serde(with = "serde_duration")]
+    pub resolution: Duration,
+    /// Zero keeps the tier forever.
+    #[serde(with = "serde_duration")]
+    pub retention: Duration,
+}
+
+impl TierConfig {
+    fn new(name: &str, resolution_s: u64, retention_d: u64) -> Self {
+        Self {
+            name: name.into(),
+            resolution: Duration::from_secs(resolution_s),
+            retention: Duration::from_secs(retention_d * 86_400),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -159,6 +213,10 @@ impl Default for StorageConfig {
             flush_interval: Duration::from_secs(600),
             partition: Duration::from_secs(86_400),
             compact_interval: Duration::from_secs(600),
+            tiers: vec![
+                TierConfig::new("1m", 60, 90),
+                TierConfig::new("1h", 3600, 5 * 365),
+            ],
         }
     }
 }
@@ -215,14 +273,20 @@ impl Config {
         if self.rules.evaluation_interval.is_zero() {
             return bad("rules.evaluation_interval must be positive".into());
         }
-        if let Err(e) = crate::rules::thresholds::validate(&self.rules.thresholds) {
-            return bad(e);
+        if self.events.retention.is_zero() {
+            return bad("events.retention must be positive".into());
+        }
+        if self.events.segment < Duration::from_secs(60) {
+            return bad("events.segment must be at least 1m".into());
         }
         if let Err(e) = crate::rules::thresholds::validate(&self.rules.thresholds) {
             return bad(e);
         }
         if self.limits.max_points_per_series == 0 {
             return bad("limits.max_points_per_series must be positive".into());
+        }
+        if let Err(message) = crate::forward::config::validate_all(&self.forward) {
+            return bad(message);
         }
         if let Err(message) = self.notify.validate() {
             return bad(message);
@@ -242,6 +306,16 @@ impl Config {
             flush_interval: s.flush_interval,
             partition_duration: s.partition,
             compact_interval: s.compact_interval,
+            tiers: s
+                .tiers
+                .iter()
+                .map(|t| tidemark_storage::TierSpec {
+                    name: t.name.clone(),
+                    resolution: t.resolution,
+                    retention: (!t.retention.is_zero()).then_some(t.retention),
+                    partition: None,
+                })
+                .collect(),
             retention: Some(s.retention),
             ..tidemark_storage::Options::default()
         }

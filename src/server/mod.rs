@@ -9,10 +9,14 @@
 //! - Shutdown stops accepting, drains in-flight requests, then the caller
 //!   closes the database (which flushes the head).
 
+mod alerting;
 mod api;
 mod auth;
+mod dashboard;
 pub mod error;
+pub mod events;
 mod federate;
+mod health;
 mod ingest;
 pub mod metrics;
 mod params;
@@ -54,12 +58,33 @@ pub struct AppState {
     pub rules: Arc<RuleManager>,
     /// Component health (`/api/v1/health`).
     pub health: Arc<crate::health::Health>,
+    /// Accepted batches go to the remote-write forwarder through this
+    /// (inert when no `[[forward]]` target is configured).
+    pub forward: crate::forward::Feed,
+    /// The recovery monitor (typed events → derived series).
+    pub monitor: Arc<crate::monitor::Monitor>,
+    /// The event log (`/api/v1/events`), `<data_dir>/events`.
+    pub events: Arc<tidemark_storage::events::EventLog>,
+    /// The notifier (routing, grouping, silences, channels).
+    pub notifier: Arc<crate::notify::Notifier>,
     pub ready: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(db: Arc<Db>, cfg: Config, rules: Arc<RuleManager>) -> Arc<Self> {
+    pub fn new(
+        db: Arc<Db>,
+        cfg: Config,
+        rules: Arc<RuleManager>,
+        events: Arc<tidemark_storage::events::EventLog>,
+        health: Arc<crate::health::Health>,
+        notifier: Arc<crate::notify::Notifier>,
+    ) -> Arc<Self> {
         let metrics = metrics::Metrics::new(db.options().max_inflight_batches);
+        let monitor = Arc::new(crate::monitor::Monitor::start(
+            db.clone(),
+            Some(events.clone()),
+            &cfg.monitor,
+        ));
         Arc::new(Self {
             db,
             cfg: Arc::new(cfg),
@@ -67,7 +92,11 @@ impl AppState {
             rw_cache: SeriesCache::default(),
             metrics,
             rules,
-            health: crate::health::Health::new(),
+            health,
+            notifier,
+            forward: crate::forward::Feed::default(),
+            monitor,
+            events,
             ready: AtomicBool::new(true),
         })
     }
@@ -94,6 +123,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/write", post(ingest::line_protocol))
         .route("/api/v2/write", post(ingest::line_protocol))
         .route("/api/v1/write", post(ingest::remote_write))
+        .route("/api/v1/events", post(events::post))
         .route_layer(axum::middleware::from_fn_with_state(
             token("write", &auth_cfg.write_token),
             auth::require_token,
@@ -111,6 +141,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
         .route("/api/v1/rules", get(api::rules))
         .route("/api/v1/alerts", get(api::alerts))
+        .merge(alerting::read_routes())
+        .route("/api/v1/events", get(events::get))
         .route("/federate", get(federate::handler))
         .route("/metrics", get(metrics::handler))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -120,13 +152,17 @@ pub fn router(st: Arc<AppState>) -> Router {
     let admin = Router::new()
         .route("/api/v1/admin/flush", post(admin_flush))
         .route("/api/v1/admin/compact", post(admin_compact))
+        .merge(alerting::admin_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             token("admin", &auth_cfg.admin_token),
             auth::require_token,
         ));
     let open = Router::new()
         .route("/-/healthy", get(|| async { "Tidemark is Healthy.\n" }))
-        .route("/-/ready", get(ready));
+        .route("/-/ready", get(ready))
+        .route("/api/v1/health", get(health::handler))
+        // The dashboard page holds no data; its API calls carry the token.
+        .merge(dashboard::routes());
     Router::new()
         .merge(write)
         .merge(read)
@@ -182,6 +218,10 @@ pub struct Running {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     scheduler: Scheduler,
+    notifier: crate::notify::NotifierTask,
+    monitor: crate::monitor::MonitorTask,
+    forwarder: Option<crate::forward::Forwarder>,
+    events_maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -195,7 +235,13 @@ impl Running {
             .task
             .await
             .map_err(|e| std::io::Error::other(format!("server task failed: {e}")));
+        self.monitor.stop().await;
+        self.events_maintenance.abort();
         self.scheduler.stop().await;
+        self.notifier.stop().await;
+        if let Some(f) = self.forwarder {
+            f.shutdown().await;
+        }
         served?
     }
 }
@@ -213,7 +259,21 @@ pub async fn start(db: Arc<Db>, cfg: Config) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
     let addr = listener.local_addr()?;
     let rules = Arc::new(rules);
-    let state = AppState::new(db, cfg, rules.clone());
+    let events = Arc::new(events::open(&cfg)?);
+    let health = crate::health::Health::new();
+    let history = Arc::new(crate::notify::events::EventLogHistory::new(events.clone()));
+    let notifier = crate::notify::Notifier::new(
+        &cfg.notify,
+        Some(&cfg.storage.data_dir),
+        &health,
+        history,
+        now_ms(),
+    )
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    rules.set_alert_sink(notifier.clone());
+    let notifier_task = notifier.start();
+    let state = AppState::new(db, cfg, rules.clone(), events.clone(), health, notifier);
+    let forwarder = crate::forward::start_for_server(&state)?;
     let app = router(state.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -224,12 +284,18 @@ pub async fn start(db: Arc<Db>, cfg: Config) -> std::io::Result<Running> {
             .await
     });
     let scheduler = Scheduler::start(rules);
+    let events_maintenance = events::start_maintenance(events);
+    let monitor = crate::monitor::MonitorTask::start(state.clone(), addr);
     Ok(Running {
         addr,
         state,
         stop,
         task,
         scheduler,
+        notifier: notifier_task,
+        monitor,
+        forwarder,
+        events_maintenance,
     })
 }
 

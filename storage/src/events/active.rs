@@ -20,6 +20,8 @@ use super::{Damage, EventError, EventLogOptions, file_name, sync_dir};
 
 const MAGIC: [u8; 4] = *b"TMEV";
 const VERSION: u8 = 1;
+/// Longest record a scan accepts regardless of the current options.
+const MAX_SCAN_RECORD: usize = 64 << 20;
 const HEADER: [u8; 8] = [MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], VERSION, 0, 0, 0];
 
 pub(crate) struct ActiveLog {
@@ -72,7 +74,9 @@ impl ActiveLog {
             damage.report(path, 0, "bad header");
             damaged = true;
         } else {
-            let max = opts.max_event_bytes.max(codec::FRAME_HEADER_LEN);
+            // Generous, so a record written under a larger `max_event_bytes`
+            // still reads; only a nonsense length ends the scan.
+            let max = opts.max_event_bytes.max(MAX_SCAN_RECORD);
             let mut pos = HEADER.len();
             while pos < bytes.len() {
                 match codec::read_frame(&bytes, pos, max) {

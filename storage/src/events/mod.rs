@@ -193,6 +193,8 @@ pub enum EventError {
     BadCursor(String),
     #[error("invalid query: {0}")]
     BadQuery(String),
+    #[error("invalid event log options: {0}")]
+    BadOptions(String),
 }
 
 impl EventError {
@@ -263,7 +265,7 @@ impl EventLog {
     /// end at or before `now_ms`, and damaged logs, are sealed.
     pub fn open_at(dir: &Path, opts: EventLogOptions, now_ms: i64) -> Result<EventLog, EventError> {
         if opts.segment_ms <= 0 {
-            return Err(EventError::BadQuery("segment_ms must be positive".into()));
+            return Err(EventError::BadOptions("segment_ms must be positive".into()));
         }
         std::fs::create_dir_all(dir).map_err(EventError::io(dir))?;
         let damage = Arc::new(Damage::default());
@@ -449,7 +451,7 @@ impl EventLog {
         let expired: Vec<i64> = inner
             .active
             .iter()
-            .filter(|(_, l)| l.max_ts().is_none_or(|t| t < ts_ms) && !l.events.is_empty())
+            .filter(|(_, l)| l.max_ts().is_some_and(|t| t < ts_ms))
             .map(|(w, _)| *w)
             .collect();
         for w in expired {

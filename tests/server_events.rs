@@ -1,0 +1,359 @@
+//! `POST /api/v1/events` and `GET /api/v1/events` on the real server
+//! (loopback, port 0): partial acceptance with errors by index and field,
+//! filters by kind, `match[]` and time, pagination through `next`,
+//! parameter limits, token classes and the body limit.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Server, get, post};
+use serde_json::{Value, json};
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// Percent-encodes a query parameter value.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn post_events(s: &Server, body: &Value) -> common::Response {
+    post(
+        s.addr(),
+        "/api/v1/events",
+        &[JSON],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// `GET /api/v1/events?<query>`, asserting success; returns `data`.
+fn query(s: &Server, q: &str) -> Value {
+    let r = get(s.addr(), &format!("/api/v1/events?{q}"));
+    assert_eq!(r.status, 200, "{q}: {}", r.text());
+    let body = r.json();
+    assert_eq!(body["status"], "success");
+    body["data"].clone()
+}
+
+/// Every event of `q` across pages of `limit`, following `next`.
+fn all_pages(s: &Server, q: &str, limit: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut before: Option<String> = None;
+    for _ in 0..1000 {
+        let cursor = before
+            .as_deref()
+            .map(|c| format!("&before={}", enc(c)))
+            .unwrap_or_default();
+        let data = query(s, &format!("{q}&limit={limit}{cursor}"));
+        let events = data["events"].as_array().unwrap();
+        assert!(events.len() <= limit);
+        out.extend(events.iter().cloned());
+        match &data["next"] {
+            Value::Null => return out,
+            Value::String(c) => {
+                assert_eq!(events.len(), limit, "a page with next is full");
+                before = Some(c.clone());
+            }
+            other => panic!("next is {other}"),
+        }
+    }
+    panic!("pagination did not end");
+}
+
+fn ns(events: &[Value]) -> Vec<i64> {
+    events
+        .iter()
+        .map(|e| e["fields"]["n"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn mixed_batch_stores_the_good_events_and_names_the_bad() {
+    let s = Server::start(|_| {});
+    let batch = json!([
+        {"time": "2026-11-27T07:14:12.345Z", "kind": "recovery_failed",
+         "labels": {"component": "db"}, "fields": {"attempt": 3, "reason": "timeout"}},
+        {"time": 1_795_763_000, "kind": "bad-kind", "labels": {"component": "db"}},
+        {"time": 1_795_763_000, "kind": "deploy", "labels": {"bad name": "x"}},
+        {"time": "next tuesday", "kind": "deploy"},
+        {"kind": "deploy", "labels": {"component": "api"}},
+        {"time": 1_795_763_001.5, "kind": "circuit_breaker", "labels": {"component": "db"},
+         "fields": {"state": "open"}},
+    ]);
+    let r = post_events(&s, &batch);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["status"], "error");
+    assert_eq!(body["errorType"], "bad_data");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 of 6 events rejected")
+    );
+    assert_eq!(body["data"]["accepted"], 3);
+    assert_eq!(body["data"]["rejected"], 3);
+    let errors = body["data"]["errors"].as_array().unwrap();
+    let got: Vec<(u64, String)> = errors
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["error"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].0, 1);
+    assert!(got[0].1.contains("kind \"bad-kind\""), "{}", got[0].1);
+    assert_eq!(got[1].0, 2);
+    assert!(
+        got[1].1.contains("labels: invalid label name \"bad name\""),
+        "{}",
+        got[1].1
+    );
+    assert_eq!(got[2].0, 3);
+    assert!(
+        got[2].1.contains("time: cannot parse \"next tuesday\""),
+        "{}",
+        got[2].1
+    );
+
+    // The three good ones are stored, newest first; the one without a time
+    // got the server's "now".
+    let data = query(&s, "");
+    assert_eq!(data["next"], Value::Null);
+    let events = data["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["deploy", "recovery_failed", "circuit_breaker"]);
+    let stamped = events[0]["time"].as_str().unwrap();
+    assert!(stamped.len() == 24 && stamped.ends_with('Z'), "{stamped}");
+    assert_eq!(events[0]["labels"], json!({"component": "api"}));
+    assert_eq!(events[0]["fields"], json!({}));
+    assert_eq!(
+        events[1],
+        json!({"time": "2026-11-27T07:14:12.345Z", "kind": "recovery_failed",
+               "labels": {"component": "db"}, "fields": {"attempt": 3, "reason": "timeout"}})
+    );
+    assert_eq!(events[2]["time"], "2026-11-27T07:03:21.500Z");
+
+    // A batch of only good events is a 204; an empty one too.
+    let r = post_events(&s, &json!([{"time": 1, "kind": "deploy"}]));
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(post_events(&s, &json!([])).status, 204);
+    assert_eq!(query(&s, "")["events"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn bodies_that_are_not_arrays_of_events_are_rejected_whole() {
+    let s = Server::start(|_| {});
+    for (body, want) in [
+        (&b"{\"kind\":\"deploy\"}"[..], "body must be a JSON array"),
+        (&b"[{\"kind\": "[..], "invalid JSON body"),
+        (&b""[..], "invalid JSON body"),
+    ] {
+        let r = post(s.addr(), "/api/v1/events", &[JSON], body);
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(want),
+            "{}",
+            r.text()
+        );
+    }
+    let r = post(
+        s.addr(),
+        "/api/v1/events",
+        &[JSON, ("Content-Encoding", "br")],
+        b"[]",
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert!(query(&s, "")["events"].as_array().unwrap().is_empty());
+}
+
+/// 40 events over 4 kinds and 3 components, pairs sharing a timestamp.
+fn load(s: &Server) -> Vec<Value> {
+    let kinds = [
+        "error_observed",
+        "recovery_started",
+        "recovery_failed",
+        "deploy",
+    ];
+    let comps = ["db", "cache", "api"];
+    let events: Vec<Value> = (0..40)
+        .map(|n| {
+            json!({"time": 1_795_700_000 + (n / 2) * 60, "kind": kinds[n % 4],
+                   "labels": {"component": comps[n % 3]}, "fields": {"n": n}})
+        })
+        .collect();
+    // Two requests, the second older than the first: order is by time.
+    let r = post_events(s, &Value::Array(events[20..].to_vec()));
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = post_events(s, &Value::Array(events[..20].to_vec()));
+    assert_eq!(r.status, 204, "{}", r.text());
+    events
+}
+
+/// The `n`s of `events` that pass `keep`, newest first (later n first among
+/// equal times, as both share a time only with their pair partner and were
+/// posted in n order within a request).
+fn expect(events: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<i64> {
+    let mut v: Vec<&Value> = events.iter().filter(|e| keep(e)).collect();
+    v.sort_by_key(|e| {
+        std::cmp::Reverse((
+            e["time"].as_i64().unwrap(),
+            e["fields"]["n"].as_i64().unwrap(),
+        ))
+    });
+    v.iter()
+        .map(|e| e["fields"]["n"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn filters_and_pagination() {
+    let s = Server::start(|_| {});
+    let events = load(&s);
+
+    // Everything, three per page: each event exactly once, newest first, ties
+    // included.
+    let got = ns(&all_pages(&s, "", 3));
+    assert_eq!(got, expect(&events, |_| true));
+    assert_eq!(got.iter().collect::<HashSet<_>>().len(), 40);
+
+    let got = ns(&all_pages(&s, "kind=deploy&kind=recovery_failed", 4));
+    assert_eq!(
+        got,
+        expect(&events, |e| e["kind"] == "deploy"
+            || e["kind"] == "recovery_failed")
+    );
+
+    let m = enc(r#"{component="db"}"#);
+    let got = ns(&all_pages(&s, &format!("match[]={m}"), 5));
+    assert_eq!(got, expect(&events, |e| e["labels"]["component"] == "db"));
+
+    let m = enc(r#"{component=~"db|api",component!="api"}"#);
+    let got = ns(&all_pages(
+        &s,
+        &format!("match[]={m}&kind=error_observed"),
+        2,
+    ));
+    assert_eq!(
+        got,
+        expect(&events, |e| e["labels"]["component"] == "db"
+            && e["kind"] == "error_observed")
+    );
+
+    // start/end are inclusive; RFC 3339 and Unix seconds both work.
+    let (start, end) = (1_795_700_000 + 3 * 60, 1_795_700_000 + 7 * 60);
+    let in_range = |e: &Value| (start..=end).contains(&e["time"].as_i64().unwrap());
+    let got = ns(&all_pages(&s, &format!("start={start}&end={end}"), 100));
+    assert_eq!(got, expect(&events, in_range));
+    assert_eq!(got.len(), 10);
+    let got = ns(&all_pages(
+        &s,
+        &format!("start={}&end={}", enc("2026-11-26T13:36:20Z"), end),
+        100,
+    ));
+    assert_eq!(got, expect(&events, in_range));
+
+    // Default limit is 100: 150 more events give a full first page.
+    let many: Vec<Value> = (0..150)
+        .map(|n| json!({"time": 1_000 + n, "kind": "deploy", "fields": {"n": 1000 + n}}))
+        .collect();
+    assert_eq!(post_events(&s, &Value::Array(many)).status, 204);
+    let data = query(&s, "");
+    assert_eq!(data["events"].as_array().unwrap().len(), 100);
+    assert!(data["next"].is_string());
+    assert_eq!(all_pages(&s, "", 1000).len(), 190);
+}
+
+#[test]
+fn bad_parameters_name_the_parameter() {
+    let s = Server::start(|_| {});
+    for (q, want) in [
+        ("limit=0", "\"limit\""),
+        ("limit=1001", "\"limit\""),
+        ("limit=ten", "\"limit\""),
+        ("before=abc", "\"before\""),
+        ("kind=not-a-kind", "\"kind\""),
+        ("start=20&end=10", "\"end\""),
+        ("end=tomorrow", "\"end\""),
+        ("match[]=%7Bcomponent%3D", "match[]"),
+    ] {
+        let r = get(s.addr(), &format!("/api/v1/events?{q}"));
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["errorType"], "bad_data");
+        assert!(
+            body["error"].as_str().unwrap().contains(want),
+            "{q}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(query(&s, "limit=1000")["events"], json!([]));
+}
+
+#[test]
+fn tokens_and_body_limit() {
+    let s = Server::start(|c| {
+        c.auth.write_token = Some("w".into());
+        c.auth.read_token = Some("r".into());
+        c.server.max_body_bytes = 4096;
+    });
+    let body = json!([{"kind": "deploy"}]).to_string();
+    let r = post(s.addr(), "/api/v1/events", &[JSON], body.as_bytes());
+    assert_eq!(r.status, 401);
+    let r = post(
+        s.addr(),
+        "/api/v1/events",
+        &[JSON, ("Authorization", "Bearer r")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 401, "the read token does not write");
+    let r = post(
+        s.addr(),
+        "/api/v1/events",
+        &[JSON, ("Authorization", "Bearer w")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(get(s.addr(), "/api/v1/events").status, 401);
+    let r = common::request(
+        s.addr(),
+        "GET",
+        "/api/v1/events",
+        &[("Authorization", "Bearer r")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"]["events"].as_array().unwrap().len(), 1);
+
+    let big = json!([{"kind": "deploy", "fields": {"x": "y".repeat(5000)}}]).to_string();
+    let r = post(
+        s.addr(),
+        "/api/v1/events",
+        &[JSON, ("Authorization", "Bearer w")],
+        big.as_bytes(),
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+}
+
+#[test]
+fn events_live_under_the_data_dir() {
+    let s = Server::start(|_| {});
+    assert_eq!(
+        post_events(&s, &json!([{"time": 5, "kind": "deploy"}])).status,
+        204
+    );
+    let dir = s.data_dir().join("events");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(!files.is_empty(), "no segment in {}", dir.display());
+}
