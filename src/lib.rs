@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod forward;
 pub mod health;
 pub mod ingest;
 pub mod monitor;

@@ -164,6 +164,10 @@ pub struct RuleManager {
     opts: EvalOptions,
     max_series: usize,
     save_lock: Mutex<()>,
+    /// Rule output is forwarded like ingested samples (`crate::forward`).
+    feed: crate::forward::Feed,
+    /// Where each round's alerts go (the notifier), once set.
+    sink: std::sync::OnceLock<Arc<dyn crate::notify::AlertSink>>,
 }
 
 impl RuleManager {
@@ -249,7 +253,20 @@ impl RuleManager {
             opts,
             max_series,
             save_lock: Mutex::new(()),
+            feed: crate::forward::Feed::default(),
+            sink: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The handle rule output is forwarded through.
+    pub fn feed(&self) -> &crate::forward::Feed {
+        &self.feed
+    }
+
+    /// Hands every group's alerts to `sink` after each evaluation (set
+    /// once; later calls are ignored).
+    pub fn set_alert_sink(&self, sink: Arc<dyn crate::notify::AlertSink>) {
+        let _ = self.sink.set(sink);
     }
 
     /// The loaded groups, in load order.
@@ -301,6 +318,10 @@ impl RuleManager {
             st.eval_duration = started.elapsed();
             st.rules = rules;
         }
+        if let Some(sink) = self.sink.get() {
+            let alerts = group_alerts(g);
+            sink.alerts(&format!("{}/{}", g.file, g.group.name), &alerts, t_ms);
+        }
         if let Err(e) = self.save_state() {
             tracing::warn!(error = %e, "saving rule state failed");
         }
@@ -351,6 +372,7 @@ impl RuleManager {
             batch.push(id, s.t, s.v);
         }
         let outcome = self.db.append(&batch)?;
+        self.feed.offer(batch.entries());
         if outcome.rejected() > 0 {
             tracing::warn!(
                 too_old = outcome.too_old,
@@ -403,6 +425,24 @@ impl RuleManager {
         std::fs::rename(&tmp, &self.state_path).map_err(io(&self.state_path))?;
         Ok(())
     }
+}
+
+/// A group's alerts with their rule's expression text.
+fn group_alerts(g: &ManagedGroup) -> Vec<(crate::rules::Alert, String)> {
+    let st = lock(&g.status);
+    let mut out = Vec::new();
+    for (i, r) in g.group.rules.iter().enumerate() {
+        if let crate::rules::Rule::Alerting(a) = r
+            && let Some(ra) = st.state.rule_alerts(i, &a.alert)
+        {
+            out.extend(
+                ra.alerts
+                    .values()
+                    .map(|al| (al.clone(), a.expr_text.clone())),
+            );
+        }
+    }
+    out
 }
 
 type SavedStates = BTreeMap<(String, String), GroupState>;

@@ -201,6 +201,7 @@ fn store(
         let _in_flight = st.metrics.batch_in_flight();
         st.db.append(&resolved.batch)?
     };
+    st.forward.offer(resolved.batch.entries());
     let rejected_lines = rejected.lines;
     st.metrics.ingest_samples(
         protocol,

@@ -28,6 +28,10 @@
 //! | `tidemark_http_request_duration_seconds` | histogram | `route` |
 //! | `process_*` | | (Linux: CPU, memory, fds, start time, threads) |
 //!
+//! plus the recovery monitor's current values (`errors_total`,
+//! `recoveries_total`, `recovery_duration_seconds`, breaker states, ...;
+//! `crate::monitor::export` lists them), built per scrape.
+//!
 //! Invariants:
 //! - Per-request cost is a few atomic adds on label handles resolved at
 //!   start-up; nothing is done per sample.
@@ -149,6 +153,7 @@ pub struct Metrics {
     ingest: [ProtocolHandles; PROTOCOLS.len()],
     ingest_requests: IntCounterVec,
     in_flight: IntGauge,
+    in_flight_limit: IntGauge,
     head_series: IntGauge,
     head_samples: IntGauge,
     head_bytes: IntGauge,
@@ -290,6 +295,7 @@ impl Metrics {
             ingest,
             ingest_requests,
             in_flight,
+            in_flight_limit,
             head_series,
             head_samples,
             head_bytes,
@@ -318,6 +324,21 @@ impl Metrics {
                 h.rejected[*reason as usize].inc_by(*n);
             }
         }
+    }
+
+    /// Ingest requests answered 429 or 503 (storage overloaded) so far.
+    pub fn ingest_overloaded_requests(&self) -> u64 {
+        self.ingest
+            .iter()
+            .flat_map(|h| CODES.iter().zip(&h.by_code))
+            .filter(|(c, _)| matches!(**c, 429 | 503))
+            .map(|(_, counter)| counter.get())
+            .sum()
+    }
+
+    /// (batches in flight, the in-flight limit).
+    pub fn batches_in_flight(&self) -> (i64, i64) {
+        (self.in_flight.get(), self.in_flight_limit.get())
     }
 
     /// Counts one ingest request by the status it was answered with.
@@ -372,9 +393,31 @@ impl Metrics {
         }
     }
 
+    /// Adds a collector (the forwarder's) to the `/metrics` registry.
+    pub fn register_collector(
+        &self,
+        c: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(c)
+    }
+
     /// The exposition: (Content-Type, body).
     pub fn render(&self, openmetrics: bool) -> Result<(&'static str, String), MetricsError> {
-        let families = self.registry.gather();
+        self.render_with(openmetrics, Vec::new())
+    }
+
+    /// The exposition of the registry plus `extra` families (the
+    /// monitor's current values, built per scrape).
+    pub fn render_with(
+        &self,
+        openmetrics: bool,
+        extra: Vec<MetricFamily>,
+    ) -> Result<(&'static str, String), MetricsError> {
+        let mut families = self.registry.gather();
+        if !extra.is_empty() {
+            families.extend(extra);
+            families.sort_by(|a, b| a.name().cmp(b.name()));
+        }
         if openmetrics {
             return Ok((OPENMETRICS_CONTENT_TYPE, encode_openmetrics(&families)));
         }
@@ -437,7 +480,8 @@ pub(super) async fn handler(
     let openmetrics = wants_openmetrics(&headers);
     let (content_type, body) = blocking(move || {
         st.metrics.set_storage(&st.db.stats());
-        Ok(st.metrics.render(openmetrics)?)
+        let monitor = crate::monitor::export::families(&st.monitor);
+        Ok(st.metrics.render_with(openmetrics, monitor)?)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
