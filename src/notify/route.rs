@@ -327,7 +327,7 @@ mod tests {
         ));
         for bad in ["severity", "=\"x\"", "a=\"x", "a=~\"(\"", "a=\"b\" c"] {
             let e = parse_matchers(&[bad.to_string()]).unwrap_err();
-            assert!(e.contains(bad), "{bad}: {e}");
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
         }
     }
 
