@@ -73,7 +73,9 @@ fn promtool_check(body: &str, allow_no_help: bool) {
 
 #[test]
 fn metrics_count_ingest_exactly_and_pass_promtool() {
-    let s = Server::start(|_| {});
+    // No monitor round during the test: its series would change the
+    // index counts asserted below.
+    let s = Server::start(|cfg| cfg.monitor.interval = std::time::Duration::from_secs(3600));
     let t = now_ms();
     // 3 good samples (one line has two fields), 1 unparseable line.
     let body = format!(
@@ -99,6 +101,20 @@ fn metrics_count_ingest_exactly_and_pass_promtool() {
     assert_eq!(r.status, 204, "{}", r.text());
     let r = get(s.addr(), "/api/v1/query?query=mem_used");
     assert_eq!(r.status, 200, "{}", r.text());
+    // Recovery events, so the monitor's families are in the output too.
+    let events = serde_json::json!([
+        {"kind": "error_observed", "labels": {"component": "db"}, "fields": {"error_kind": "timeout"}},
+        {"kind": "recovery_failed", "labels": {"component": "db"}, "fields": {"duration_seconds": 0.3, "attempt": 2}},
+        {"kind": "recovery_succeeded", "labels": {"component": "db"}, "fields": {"duration_seconds": 1.5}},
+        {"kind": "circuit_breaker", "labels": {"component": "db"}, "fields": {"state": "half_open"}},
+    ]);
+    let r = post(
+        s.addr(),
+        "/api/v1/events",
+        &[],
+        events.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
 
     let r = get(s.addr(), "/metrics");
     assert_eq!(r.status, 200, "{}", r.text());
@@ -174,6 +190,24 @@ fn metrics_count_ingest_exactly_and_pass_promtool() {
     );
     assert!(m.contains("\nprocess_resident_memory_bytes "), "{m}");
     assert!(m.contains("# HELP tidemark_wal_bytes "), "{m}");
+    let db = "component=\"db\"";
+    for (series, v) in [
+        (format!("errors_total{{{db},kind=\"timeout\"}}"), 1.0),
+        (format!("recoveries_total{{{db},outcome=\"failure\"}}"), 1.0),
+        (
+            format!("recovery_duration_seconds_bucket{{{db},le=\"0.5\"}}"),
+            1.0,
+        ),
+        (
+            format!("recovery_duration_seconds_bucket{{{db},le=\"+Inf\"}}"),
+            2.0,
+        ),
+        (format!("consecutive_failures{{{db}}}"), 0.0),
+        (format!("circuit_breaker_state{{{db}}}"), 0.5),
+    ] {
+        assert_eq!(value_of(&m, &series), Some(v), "{series}: {m}");
+    }
+    assert!(m.contains("# TYPE tidemark_recovery_duration_quantile_seconds summary\n"));
     promtool_check(&m, false);
 
     // OpenMetrics when the scraper prefers it (Prometheus's own header).
@@ -196,6 +230,15 @@ fn metrics_count_ingest_exactly_and_pass_promtool() {
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert_eq!(om.matches("# EOF").count(), 1);
     assert!(om.contains("# TYPE tidemark_ingest_samples_accepted counter\n"));
+    assert!(
+        om.contains("# TYPE errors counter\n")
+            && om.contains("\nerrors_total{component=\"db\",kind=\"timeout\"} 1\n"),
+        "{om}"
+    );
+    assert!(
+        om.contains("recovery_duration_seconds_bucket{component=\"db\",le=\"0.5\"} 1\n"),
+        "{om}"
+    );
     assert_eq!(
         value_of(
             &om,

@@ -1,7 +1,8 @@
 //! `tidemark serve`: load the configuration (embedded defaults, then
 //! `--config`, then flags), open the data directory, serve HTTP until
 //! SIGINT/SIGTERM, then drain requests and close the database (flushing
-//! the head so the next start replays nothing).
+//! the head so the next start replays nothing). `--demo` adds the simulated
+//! recovery workload of `crate::monitor::demo`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,14 @@ pub struct ServeArgs {
     /// or 100y to keep backfilled history.
     #[arg(long, value_parser = parse_duration)]
     pub retention: Option<std::time::Duration>,
+    /// Run a simulated error-recovery workload (four services with
+    /// retries, fallbacks, circuit breakers and error bursts) so the
+    /// dashboard, series and default alerts have data (sets monitor.demo).
+    #[arg(long)]
+    pub demo: bool,
+    /// Seed of the demo workload (overrides monitor.demo_seed).
+    #[arg(long, requires = "demo")]
+    pub demo_seed: Option<u64>,
 }
 
 impl ServeArgs {
@@ -45,6 +54,12 @@ impl ServeArgs {
         }
         if let Some(r) = self.retention {
             cfg.storage.retention = r;
+        }
+        if self.demo {
+            cfg.monitor.demo = true;
+        }
+        if let Some(seed) = self.demo_seed {
+            cfg.monitor.demo_seed = seed;
         }
         Ok(cfg)
     }
@@ -73,6 +88,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .context("starting the server (rules, listen address)")?;
         tracing::info!(addr = %running.addr, data_dir = %dir.display(), "tidemark serving");
         eprintln!("tidemark listening on http://{}", running.addr);
+        if running.state.cfg.monitor.demo {
+            eprintln!(
+                "demo workload running (seed {}): open http://{}/ to watch it",
+                running.state.cfg.monitor.demo_seed, running.addr
+            );
+        }
         shutdown_signal().await;
         tracing::info!("shutting down: draining requests");
         running.shutdown().await.context("serving HTTP")
