@@ -6,9 +6,9 @@
 //!   `[notify]` section equals [`NotifyConfig::default`]: one `console`
 //!   receiver as the root route, so alerts are visible out of the box.
 //! - [`NotifyConfig::validate`] rejects, naming the option, anything the
-//!   notifier could not honour: unknown receivers, bad matchers, channel
-//!   types not built yet (`slack`, `email` until their engineer lands
-//!   them), duplicate names. Nothing is silently ignored.
+//!   notifier could not honour: unknown receivers, bad matchers, invalid
+//!   channel settings (each channel type checks its own), duplicate names.
+//!   Nothing is silently ignored.
 //! - Child routes inherit unset `group_by` / timers / `escalation` from
 //!   their parent (Alertmanager's rule); the root falls back to
 //!   Alertmanager's defaults (30s, 5m, 4h).
@@ -85,9 +85,9 @@ pub enum ChannelConfig {
     File(FileChannelConfig),
     /// HTTP POST of the Alertmanager v4 payload (or a templated body).
     Webhook(WebhookChannelConfig),
-    /// Slack incoming webhook (not built yet: rejected at load).
+    /// Slack incoming webhook, coloured by severity.
     Slack(SlackChannelConfig),
-    /// SMTP (not built yet: rejected at load).
+    /// SMTP with optional STARTTLS/TLS and AUTH.
     Email(EmailChannelConfig),
 }
 
@@ -148,15 +148,9 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
-/// `type = "slack"`: placeholder until the Slack channel lands; any
-/// configuration using it is rejected by [`NotifyConfig::validate`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SlackChannelConfig {}
-
-/// `type = "email"`: placeholder until the email channel lands; any
-/// configuration using it is rejected by [`NotifyConfig::validate`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct EmailChannelConfig {}
+/// `type = "slack"` and `type = "email"`: defined next to their channels.
+pub use crate::notify::channels::email::{EmailChannelConfig, EmailTls};
+pub use crate::notify::channels::slack::SlackChannelConfig;
 
 /// `[notify.route]` and its `routes`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -365,12 +359,8 @@ fn check_channel(c: &ChannelConfig) -> Result<(), String> {
             }
             Ok(())
         }
-        ChannelConfig::Slack(_) => {
-            Err("channel type \"slack\" is not built yet in this version".into())
-        }
-        ChannelConfig::Email(_) => {
-            Err("channel type \"email\" is not built yet in this version".into())
-        }
+        ChannelConfig::Slack(s) => s.check(),
+        ChannelConfig::Email(e) => e.check(),
     }
 }
 

@@ -145,8 +145,18 @@ impl SlackMessage {
             channel: cfg.channel.clone(),
             username: cfg.username.clone(),
             icon_emoji: cfg.icon_emoji.clone(),
-            title: cfg.title_template.as_deref().map(GroupTemplate::parse).transpose().map_err(|e| e.to_string())?,
-            text: cfg.text_template.as_deref().map(AlertTemplate::parse).transpose().map_err(|e| e.to_string())?,
+            title: cfg
+                .title_template
+                .as_deref()
+                .map(GroupTemplate::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            text: cfg
+                .text_template
+                .as_deref()
+                .map(AlertTemplate::parse)
+                .transpose()
+                .map_err(|e| e.to_string())?,
         })
     }
 }
@@ -238,7 +248,12 @@ pub fn render(msg: &SlackMessage, n: &Notification) -> Value {
             .map(|(i, a)| t.expand(a, i + 1))
             .collect::<Vec<_>>()
             .join("\n"),
-        None => n.alerts.iter().map(alert_text).collect::<Vec<_>>().join("\n\n"),
+        None => n
+            .alerts
+            .iter()
+            .map(alert_text)
+            .collect::<Vec<_>>()
+            .join("\n\n"),
     };
     let summaries: Vec<&str> = n.alerts.iter().map(alert_heading).collect();
     let fallback = format!("{title}: {}", summaries.join("; "));
@@ -261,14 +276,17 @@ pub fn render(msg: &SlackMessage, n: &Notification) -> Value {
             body.insert(key.into(), json!(v));
         }
     }
-    body.insert("attachments".into(), Value::Array(vec![Value::Object(attachment)]));
+    body.insert(
+        "attachments".into(),
+        Value::Array(vec![Value::Object(attachment)]),
+    );
     Value::Object(body)
 }
 
-/// An HTTP client with rustls over ring (the process-wide provider is
-/// installed here if nothing installed one before) and a per-request timeout.
+/// An HTTP client with rustls over ring (the process-wide provider, see
+/// `webhook::install_crypto_provider`) and a per-request timeout.
 pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    super::webhook::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .build()
@@ -300,8 +318,8 @@ impl SlackChannel {
             (None, None) => unreachable!("checked"),
         };
         let url = reqwest::Url::parse(&url).map_err(|e| format!("slack channel: url: {e}"))?;
-        let client = http_client(cfg.timeout)
-            .map_err(|e| format!("slack channel: HTTP client: {e}"))?;
+        let client =
+            http_client(cfg.timeout).map_err(|e| format!("slack channel: HTTP client: {e}"))?;
         Ok(Self { url, msg, client })
     }
 }
@@ -352,15 +370,21 @@ mod tests {
     fn colour_follows_the_worst_firing_severity() {
         let mut n = checkout(NotifyStatus::Firing);
         assert_eq!(color(&n), COLOR_CRITICAL);
-        n.alerts[0].labels.insert("severity".into(), "warning".into());
+        n.alerts[0]
+            .labels
+            .insert("severity".into(), "warning".into());
         assert_eq!(color(&n), COLOR_CRITICAL, "one critical is enough");
-        n.alerts[1].labels.insert("severity".into(), "warning".into());
+        n.alerts[1]
+            .labels
+            .insert("severity".into(), "warning".into());
         assert_eq!(color(&n), COLOR_WARNING);
         n.alerts[1].labels.insert("severity".into(), "info".into());
         n.alerts[0].labels.remove("severity");
         assert_eq!(color(&n), COLOR_OTHER);
         // A resolved critical alert does not colour a firing notification.
-        n.alerts[0].labels.insert("severity".into(), "critical".into());
+        n.alerts[0]
+            .labels
+            .insert("severity".into(), "critical".into());
         n.alerts[0].status = NotifyStatus::Resolved;
         assert_eq!(color(&n), COLOR_OTHER);
         assert_eq!(color(&checkout(NotifyStatus::Resolved)), COLOR_RESOLVED);
@@ -436,9 +460,17 @@ mod tests {
     #[test]
     fn config_errors_name_the_option() {
         let mut c = SlackChannelConfig::with_url("ftp://x");
-        assert!(c.check().unwrap_err().contains("url must start with https://"));
+        assert!(
+            c.check()
+                .unwrap_err()
+                .contains("url must start with https://")
+        );
         c.url = None;
-        assert!(c.check().unwrap_err().contains("url (or url_file) is required"));
+        assert!(
+            c.check()
+                .unwrap_err()
+                .contains("url (or url_file) is required")
+        );
         c.url = Some("https://hooks.example/x".into());
         c.title_template = Some("{{ .Foo }}".into());
         assert!(c.check().unwrap_err().contains("title_template"));

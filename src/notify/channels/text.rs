@@ -79,18 +79,7 @@ impl GroupTemplate {
     }
 
     pub fn expand(&self, n: &Notification) -> String {
-        let mut map = n.common_labels.clone();
-        let firing = n.firing();
-        for (k, v) in [
-            ("__status__", n.status.as_str().to_string()),
-            ("__receiver__", n.receiver.clone()),
-            ("__group_key__", n.group_key.clone()),
-            ("__firing__", firing.to_string()),
-            ("__resolved__", (n.alerts.len() - firing).to_string()),
-        ] {
-            map.insert(k.to_string(), v);
-        }
-        self.0.expand(&to_labels(&map), firing as f64)
+        super::webhook::expand_template(&self.0, n)
     }
 }
 
@@ -215,7 +204,10 @@ pub(crate) mod tests {
             "[FIRING:2] HighErrorRate (checkout critical)"
         );
         let n = checkout(NotifyStatus::Resolved);
-        assert_eq!(default_title(&n), "[RESOLVED] HighErrorRate (checkout critical)");
+        assert_eq!(
+            default_title(&n),
+            "[RESOLVED] HighErrorRate (checkout critical)"
+        );
         let mut n = checkout(NotifyStatus::Firing);
         n.group_labels = map(&[("service", "checkout"), ("alertname", "HighErrorRate")]);
         assert_eq!(
@@ -244,8 +236,11 @@ pub(crate) mod tests {
         let t = AlertTemplate::parse(
             "{{ $value }}. {{ $labels.instance }} {{ $labels.summary }} {{ $labels.__status__ }}",
         )
-            .unwrap();
-        assert_eq!(t.expand(&n.alerts[1], 2), "2. b:1 Error rate above 15% firing");
+        .unwrap();
+        assert_eq!(
+            t.expand(&n.alerts[1], 2),
+            "2. b:1 Error rate above 15% firing"
+        );
         assert!(GroupTemplate::parse("{{ range .Alerts }}").is_err());
     }
 

@@ -158,13 +158,13 @@ pub fn html(n: &Notification, subject: &str) -> String {
             s.push_str("</table>\n");
         }
     }
-    let _ = write!(s, "<p style=\"color:#666\">Sent by Tidemark to receiver {}", e(&n.receiver));
+    let _ = write!(
+        s,
+        "<p style=\"color:#666\">Sent by Tidemark to receiver {}",
+        e(&n.receiver)
+    );
     if !n.external_url.is_empty() {
-        let _ = write!(
-            s,
-            " (<a href=\"{0}\">{0}</a>)",
-            e(&n.external_url)
-        );
+        let _ = write!(s, " (<a href=\"{0}\">{0}</a>)", e(&n.external_url));
     }
     s.push_str("</p>\n</body></html>\n");
     s
@@ -213,11 +213,15 @@ mod tests {
     #[test]
     fn html_escapes_alert_text() {
         let mut n = checkout(NotifyStatus::Firing);
-        n.alerts[0]
-            .annotations
-            .insert("description".into(), "<script>alert(1)</script> & \"q\"".into());
+        n.alerts[0].annotations.insert(
+            "description".into(),
+            "<script>alert(1)</script> & \"q\"".into(),
+        );
         let h = html(&n, "[FIRING:2] A <b>");
-        assert!(h.contains("<h2 style=\"color:#d63232\">[FIRING:2] A &lt;b&gt;</h2>"), "{h}");
+        assert!(
+            h.contains("<h2 style=\"color:#d63232\">[FIRING:2] A &lt;b&gt;</h2>"),
+            "{h}"
+        );
         assert!(h.contains(
             "<td style=\"padding:2px 8px\">&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;</td>"
         ));

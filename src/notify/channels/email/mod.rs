@@ -12,7 +12,8 @@
 //! - The SMTP transport is created and dropped inside `send`, so inside the
 //!   tokio runtime that polls it; no connection outlives one attempt.
 //! - SMTP 4xx, timeouts and connection errors are retryable; 5xx answers,
-//!   TLS failures (certificate, name) and client-side errors are permanent.
+//!   TLS failures (untrusted certificate, wrong name, STARTTLS not
+//!   offered) and client-side errors are permanent.
 
 pub mod body;
 
@@ -132,7 +133,9 @@ impl EmailChannelConfig {
         }
         match (&self.username, n) {
             (Some(_), 0) => {
-                return Err("email channel: username needs password, password_file or password_env".into());
+                return Err(
+                    "email channel: username needs password, password_file or password_env".into(),
+                );
             }
             (None, 1) => return Err("email channel: a password needs a username".into()),
             _ => {}
@@ -140,10 +143,10 @@ impl EmailChannelConfig {
         if self.ca_file.is_some() && self.tls == EmailTls::None {
             return Err("email channel: ca_file needs tls = \"starttls\" or \"tls\"".into());
         }
-        if let Some(h) = &self.hello {
-            if h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(format!("email channel: hello {h:?} must be a host name"));
-            }
+        if let Some(h) = &self.hello
+            && (h.is_empty() || h.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(format!("email channel: hello {h:?} must be a host name"));
         }
         if let Some(t) = &self.subject_template {
             GroupTemplate::parse(t).map_err(|e| format!("email channel: subject_template: {e}"))?;
@@ -161,14 +164,17 @@ impl EmailChannelConfig {
         }
         if let Some(path) = &self.password_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                format!("email channel: reading password_file {}: {e}", path.display())
+                format!(
+                    "email channel: reading password_file {}: {e}",
+                    path.display()
+                )
             })?;
             return Ok(Some(text.trim().to_string()));
         }
         if let Some(var) = &self.password_env {
-            return std::env::var(var).map(Some).map_err(|e| {
-                format!("email channel: password_env {var}: {e}")
-            });
+            return std::env::var(var)
+                .map(Some)
+                .map_err(|e| format!("email channel: password_env {var}: {e}"));
         }
         Ok(None)
     }
@@ -227,7 +233,11 @@ impl EmailChannel {
                         ));
                     }
                     let cert = Certificate::from_pem(&pem).map_err(|e| {
-                        format!("email channel: ca_file {}: {}", path.display(), error_chain(&e))
+                        format!(
+                            "email channel: ca_file {}: {}",
+                            path.display(),
+                            error_chain(&e)
+                        )
                     })?;
                     b = b.add_root_certificate(cert);
                 }
@@ -299,10 +309,36 @@ impl EmailChannel {
     }
 }
 
+/// Whether a rustls certificate or TLS-protocol error is somewhere in the
+/// chain (lettre reports a failed handshake as a connection error; the
+/// rustls error is inside an `io::Error`).
+fn tls_rejected(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), inner].into_iter().flatten() {
+            if let Some(r) = candidate.downcast_ref::<rustls::Error>() {
+                return matches!(
+                    r,
+                    rustls::Error::InvalidCertificate(_)
+                        | rustls::Error::NoCertificatesPresented
+                        | rustls::Error::UnsupportedNameType
+                        | rustls::Error::PeerIncompatible(_)
+                );
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Sorts a lettre error into retryable or permanent (see the module doc).
 fn classify(e: &lettre::transport::smtp::Error) -> ChannelError {
     let msg = format!("email: {}", error_chain(e));
-    if e.is_permanent() || e.is_tls() || e.is_client() {
+    if e.is_permanent() || e.is_tls() || e.is_client() || tls_rejected(e) {
         ChannelError::Permanent(msg)
     } else {
         ChannelError::Retryable(msg)
@@ -368,7 +404,9 @@ mod tests {
             })
             .contains("ca_file")
         );
-        assert!(check(&|c| c.subject_template = Some("{{ .X }}".into())).contains("subject_template"));
+        assert!(
+            check(&|c| c.subject_template = Some("{{ .X }}".into())).contains("subject_template")
+        );
     }
 
     #[test]

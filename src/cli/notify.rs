@@ -1,0 +1,203 @@
+//! `tidemark notify test --receiver NAME`: prove a receiver's channels work
+//! before a real incident does. With `--url` it asks a running server
+//! (`POST /api/v1/notifications/test`, admin token from `--token` or
+//! `TIDEMARK_ADMIN_TOKEN`); the server sends through its configured
+//! channels, with its secrets. It prints one line per channel (`sent` or
+//! `FAILED` with the error), or the server's JSON with `--json`.
+//!
+//! Invariant: the exit status is non-zero when any channel failed, when
+//! the receiver is unknown, or when the server cannot be asked, so the
+//! command can gate a deploy script.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The environment variable `--token` defaults to.
+pub const TOKEN_ENV: &str = "TIDEMARK_ADMIN_TOKEN";
+
+#[derive(Debug, clap::Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub command: NotifyCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test notification through every channel of a receiver.
+    Test(TestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The receiver (a `[[notify.receivers]]` name).
+    #[arg(long)]
+    pub receiver: String,
+    /// The running server, e.g. http://127.0.0.1:9201.
+    #[arg(long, default_value = "http://127.0.0.1:9201")]
+    pub url: String,
+    /// Admin bearer token (default: the TIDEMARK_ADMIN_TOKEN environment variable).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// How long to wait for the server (channels may retry inside it).
+    #[arg(long, value_parser = crate::config::duration::parse_duration, default_value = "2m")]
+    pub timeout: Duration,
+    /// Print the server's JSON answer (one line) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One channel's result as the endpoint reports it.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct ChannelOutcome {
+    pub channel: String,
+    pub outcome: String,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+pub fn run(args: &NotifyArgs) -> anyhow::Result<()> {
+    match &args.command {
+        NotifyCommand::Test(t) => test(t),
+    }
+}
+
+fn test(args: &TestArgs) -> anyhow::Result<()> {
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let body = rt.block_on(ask_server(
+        &args.url,
+        &args.receiver,
+        token.as_deref(),
+        args.timeout,
+    ))?;
+    let outcomes: Vec<ChannelOutcome> = serde_json::from_value(body["data"].clone())
+        .with_context(|| format!("unexpected answer from the server: {body}"))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        super::print_json_line(&mut out, &body)?;
+    } else {
+        print_outcomes(&mut out, &args.receiver, &outcomes)?;
+    }
+    drop(out);
+    let failed = outcomes.iter().filter(|o| o.outcome != "sent").count();
+    if outcomes.is_empty() {
+        bail!("receiver {:?} has no channels", args.receiver);
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} channels of receiver {:?} failed",
+            outcomes.len(),
+            args.receiver
+        );
+    }
+    Ok(())
+}
+
+/// `sent    slack` / `FAILED  email: <error>` lines.
+pub fn print_outcomes(
+    out: &mut impl Write,
+    receiver: &str,
+    outcomes: &[ChannelOutcome],
+) -> std::io::Result<()> {
+    writeln!(out, "test notification to receiver {receiver:?}:")?;
+    for o in outcomes {
+        match (o.outcome.as_str(), &o.error) {
+            ("sent", _) => writeln!(out, "  sent    {}", o.channel)?,
+            (other, err) => writeln!(
+                out,
+                "  FAILED  {} ({other}): {}",
+                o.channel,
+                err.as_deref().unwrap_or("no error given")
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// POSTs `{"receiver": name}` and returns the JSON answer when it is a
+/// success; otherwise an error with the server's message.
+async fn ask_server(
+    url: &str,
+    receiver: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let base = url.trim_end_matches('/');
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        bail!("--url {url:?} must start with http:// or https://");
+    }
+    let endpoint = format!("{base}/api/v1/notifications/test");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .context("creating the HTTP client")?;
+    let mut req = client
+        .post(&endpoint)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::json!({ "receiver": receiver }).to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("POST {endpoint}"))?;
+    let status = resp.status();
+    let text = resp.text().await.context("reading the answer")?;
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the server answered HTTP {status} with non-JSON: {}",
+            text.trim()
+        )
+    })?;
+    if !status.is_success() || json["status"] != "success" {
+        bail!(
+            "the server answered HTTP {status}: {}: {}",
+            json["errorType"].as_str().unwrap_or("error"),
+            json["error"].as_str().unwrap_or(text.trim())
+        );
+    }
+    Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_print_one_line_each_with_errors() {
+        let mut out = Vec::new();
+        print_outcomes(
+            &mut out,
+            "ops",
+            &[
+                ChannelOutcome {
+                    channel: "slack".into(),
+                    outcome: "sent".into(),
+                    error: None,
+                },
+                ChannelOutcome {
+                    channel: "email".into(),
+                    outcome: "failed".into(),
+                    error: Some("email: connection refused".into()),
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "test notification to receiver \"ops\":\n  sent    slack\n  \
+             FAILED  email (failed): email: connection refused\n"
+        );
+    }
+}
