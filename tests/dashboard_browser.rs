@@ -4,7 +4,8 @@
 //! `node tests/browser/dashboard.mjs <url> <artifacts>`, which drives
 //! headless Chromium (Debian `chromium`, through `playwright-core`) and
 //! checks health, charts, cards, a firing alert, silencing it from the UI,
-//! the event timeline, the query explorer and the phone layout, and saves
+//! acknowledging, expiring the silence, the event timeline, the query
+//! explorer and the phone layout, and saves
 //! screenshots to `target/browser-artifacts/`. Also runs the chart code's
 //! unit tests (`node --test` in tests/browser).
 //!
@@ -210,6 +211,8 @@ fn dashboard_in_headless_chromium() {
         "refresh",
         "alert",
         "silence",
+        "acknowledge",
+        "expire",
         "events",
         "explorer",
         "range",

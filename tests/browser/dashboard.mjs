@@ -166,6 +166,36 @@ try {
   }, alert);
   ok('silence', `silence ${mine[0].id} for ${alert} (${labelsText}) is in the list, in the API (${mine[0].status?.state}) and the alert shows silenced`);
 
+  // Acknowledge an alert's group from the UI.
+  const ackRow = page.locator('#alerts li.alert .ack-btn:not([disabled])').first();
+  if (await ackRow.count() === 0) await fail('acknowledge', 'no alert with an enabled Acknowledge button (is /api/v1/alerts/groups there?)');
+  const ackName = await ackRow.evaluate((b) => b.closest('li').dataset.alertname);
+  await ackRow.click();
+  await page.locator('#dialog[open]').waitFor({ timeout: 5000 });
+  await page.fill('#dialog-by', 'browser-test');
+  await page.click('#dialog-ok');
+  const acked = await until('acknowledge', 15000, (name) => {
+    const err = document.getElementById('dialog').open && document.getElementById('dialog-error').textContent;
+    if (err) return `error: ${err}`;
+    const r = document.querySelector(`#alerts li.alert[data-alertname="${name}"] .acked`);
+    return r ? r.textContent : null;
+  }, ackName);
+  if (acked.startsWith('error:')) await fail('acknowledge', acked);
+  ok('acknowledge', `${ackName}: "${acked}"`);
+
+  // Expire the silence from the UI: it leaves the list and the alert is unsilenced.
+  await page.locator(`#silences li.silence[data-id="${mine[0].id}"] button`).click();
+  await until('expire', 15000, (id) => !document.querySelector(`#silences li.silence[data-id="${id}"]`), mine[0].id);
+  const expired = await page.evaluate(async (id) => {
+    const t = localStorage.getItem('tidemark.token');
+    const r = await fetch('/api/v1/silences', { headers: t ? { Authorization: `Bearer ${t}` } : {} });
+    return (await r.json()).data.find((x) => x.id === id)?.status?.state;
+  }, mine[0].id);
+  if (expired !== 'expired') await fail('expire', `silence ${mine[0].id} is "${expired}" after Expire`);
+  await until('expire-applied', 15000, (name) => [...document.querySelectorAll(`#alerts li.alert[data-alertname="${name}"]`)]
+    .some((r) => r.dataset.silenced === 'false'), alert);
+  ok('expire', `silence ${mine[0].id} expired; ${alert} no longer shows silenced`);
+
   // Event timeline lists events; details open on click.
   const events = await until('events', 30000, () => {
     const li = document.querySelectorAll('#events li.event');

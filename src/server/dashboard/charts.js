@@ -278,7 +278,7 @@ export function renderChart(box, series, opts) {
   const stepMs = step * 1000, maxGap = stepMs * 1.5 + 1;
   const state = kind === 'state';
   const lanes = state ? Math.max(1, series.length) : 1;
-  const h = state ? Math.max(height, 28 * lanes + 30) : height;
+  const h = state ? Math.max(100, 36 * lanes + 30) : height; // lanes 36px high
   const m = { l: state ? 96 : 52, r: 10, t: 8, b: 22 };
   const iw = width - m.l - m.r, ih = h - m.t - m.b;
   const svg = el('svg', { width, height: h, viewBox: `0 0 ${width} ${h}`, class: 'chart-svg', role: 'img' });
