@@ -8,20 +8,159 @@
 //!   and this adapter only translates operator names.
 //! - The series limit is enforced before any sample is read, so a selector
 //!   matching millions of series fails fast instead of loading them.
+//! - [`SeriesSource::select_hinted`] goes through the tier planner
+//!   (`plan`): raw samples unless rollup tiers answer part of the range
+//!   exactly, then buckets stitched per series in time order, each time
+//!   answered by exactly one tier (or raw). What each selection reads is
+//!   counted ([`ReadCounts`]), so tests can check a year at a 1 h step
+//!   touches no raw sample.
 
+pub mod plan;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use plan::TierChoice;
 use tidemark_query::{
-    LabelMatcher, Labels, MatchOp, SeriesData, SeriesSource, SourceError, sorted_unique,
+    Bucket, BucketSeries, LabelMatcher, Labels, MatchOp, SelectHints, Selection, SeriesData,
+    SeriesSource, SourceError, sorted_unique,
 };
 use tidemark_storage::{Db, Matcher, SeriesId};
+
+/// What a [`DbSource`] has read so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadCounts {
+    /// Raw samples returned by the engine.
+    pub raw_samples: u64,
+    /// Rollup points returned, over all tiers.
+    pub rollup_points: u64,
+}
 
 pub struct DbSource<'a> {
     db: &'a Db,
     max_series: usize,
+    tier: TierChoice,
+    raw_samples: AtomicU64,
+    rollup_points: AtomicU64,
 }
 
 impl<'a> DbSource<'a> {
     pub fn new(db: &'a Db, max_series: usize) -> Self {
-        Self { db, max_series }
+        Self {
+            db,
+            max_series,
+            tier: TierChoice::Auto,
+            raw_samples: AtomicU64::new(0),
+            rollup_points: AtomicU64::new(0),
+        }
+    }
+
+    /// Forces a tier (the `tier=` query parameter).
+    pub fn with_tier(mut self, tier: TierChoice) -> Self {
+        self.tier = tier;
+        self
+    }
+
+    /// Parses a `tier=` value: `raw` or a configured tier's name.
+    pub fn parse_tier(db: &Db, value: &str) -> Result<TierChoice, String> {
+        if value == "raw" {
+            return Ok(TierChoice::Raw);
+        }
+        let tiers = db.tiers();
+        if tiers.iter().any(|t| t.name == value) {
+            return Ok(TierChoice::Tier(value.to_string()));
+        }
+        let mut names = vec!["raw".to_string()];
+        names.extend(tiers.into_iter().map(|t| t.name));
+        Err(format!(
+            "unknown tier {value:?}; this server has {}",
+            names.join(", ")
+        ))
+    }
+
+    /// What this source has read so far.
+    pub fn reads(&self) -> ReadCounts {
+        ReadCounts {
+            raw_samples: self.raw_samples.load(Ordering::Relaxed),
+            rollup_points: self.rollup_points.load(Ordering::Relaxed),
+        }
+    }
+
+    fn read_raw(
+        &self,
+        ids: &[SeriesId],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(SeriesId, Vec<tidemark_storage::Sample>)>, SourceError> {
+        let data = self
+            .db
+            .read(ids, start, end)
+            .map_err(|e| SourceError::Backend(Box::new(e)))?;
+        let n: usize = data.iter().map(|d| d.1.len()).sum();
+        self.raw_samples.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(data)
+    }
+
+    /// The planned selection: buckets from the tiers `segs` name, raw
+    /// samples as one-millisecond buckets elsewhere.
+    fn select_segments(
+        &self,
+        matchers: &[LabelMatcher],
+        segs: &[plan::Segment],
+        tiers: &[tidemark_storage::TierInfo],
+        instant: bool,
+    ) -> Result<Vec<BucketSeries>, SourceError> {
+        let ids = self.select_ids(matchers)?;
+        let mut per: Vec<Vec<Bucket>> = vec![Vec::new(); ids.len()];
+        for (k, seg) in segs.iter().enumerate() {
+            let Some(i) = seg.tier else {
+                for (j, (_, samples)) in self
+                    .read_raw(&ids, seg.from, seg.to - 1)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    per[j].extend(samples.iter().map(|s| Bucket::sample(s.ts, s.value)));
+                }
+                continue;
+            };
+            let t = &tiers[i];
+            let r = t.resolution_ms;
+            // An instant selector also wants the bucket that ends inside
+            // its first lookback window.
+            let from = if instant && k == 0 {
+                seg.from - r
+            } else {
+                seg.from
+            };
+            let points = self
+                .db
+                .read_rollup(&t.name, &ids, from, seg.to - r)
+                .map_err(|e| SourceError::Backend(Box::new(e)))?
+                .unwrap_or_default();
+            let n: usize = points.iter().map(|p| p.1.len()).sum();
+            self.rollup_points.fetch_add(n as u64, Ordering::Relaxed);
+            for (j, (_, pts)) in points.into_iter().enumerate() {
+                per[j].extend(pts.iter().map(|p| Bucket {
+                    start: p.start,
+                    end: p.start + r,
+                    min: p.min,
+                    max: p.max,
+                    sum: p.sum,
+                    count: p.count,
+                    first: p.first,
+                    last: p.last,
+                    increase: p.increase,
+                }));
+            }
+        }
+        Ok(ids
+            .into_iter()
+            .zip(per)
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(id, buckets)| BucketSeries {
+                labels: self.labels(id),
+                buckets,
+            })
+            .collect())
     }
 
     /// Ids of the series matching `matchers`, within the series limit.
@@ -61,10 +200,7 @@ impl SeriesSource for DbSource<'_> {
         end_ms: i64,
     ) -> Result<Vec<SeriesData>, SourceError> {
         let ids = self.select_ids(matchers)?;
-        let data = self
-            .db
-            .read(&ids, start_ms, end_ms)
-            .map_err(|e| SourceError::Backend(Box::new(e)))?;
+        let data = self.read_raw(&ids, start_ms, end_ms)?;
         Ok(data
             .into_iter()
             .filter(|(_, samples)| !samples.is_empty())
@@ -73,6 +209,36 @@ impl SeriesSource for DbSource<'_> {
                 samples: samples.into_iter().map(|s| (s.ts, s.value)).collect(),
             })
             .collect())
+    }
+
+    fn select_hinted(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+        hints: &SelectHints,
+    ) -> Result<Selection, SourceError> {
+        if self.tier == TierChoice::Raw {
+            return Ok(Selection::Samples(self.select(matchers, start_ms, end_ms)?));
+        }
+        let tiers = self.db.tiers();
+        let segs = plan::plan(
+            &tiers,
+            self.db.raw_start(),
+            start_ms,
+            end_ms,
+            hints,
+            &self.tier,
+        );
+        if self.tier == TierChoice::Auto && segs.iter().all(|s| s.tier.is_none()) {
+            return Ok(Selection::Samples(self.select(matchers, start_ms, end_ms)?));
+        }
+        Ok(Selection::Buckets(self.select_segments(
+            matchers,
+            &segs,
+            &tiers,
+            hints.range_ms == 0,
+        )?))
     }
 
     /// Names from the index alone (no samples are read); the time range is

@@ -1,5 +1,7 @@
 //! `tidemark inspect DATA_DIR`: what a data directory holds, per partition
 //! (time window, series, samples, chunk bytes, file bytes, bytes/sample),
+//! per tier (raw and each rollup tier: partitions, series, points, raw
+//! samples covered, bytes, bytes per point and per covered raw sample),
 //! plus index and WAL sizes. Opens the directory, so the server must not be
 //! running on it.
 
@@ -25,6 +27,8 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let samples: u64 = parts.iter().map(|p| p.samples).sum();
     let chunk_bytes: u64 = parts.iter().map(|p| p.chunk_bytes).sum();
     let per = |bytes: u64| super::ratio(bytes, samples);
+    let tiers = db.inspect_tiers()?;
+    let raw_file_bytes: u64 = parts.iter().map(|p| p.file_bytes()).sum();
     if args.json {
         let partitions: Vec<_> = parts
             .iter()
@@ -49,6 +53,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             "bytes_per_sample": per(st.disk_bytes),
             "chunk_bytes_per_sample": per(chunk_bytes),
             "partitions": partitions,
+            "tiers": tier_json(&parts, raw_file_bytes, samples, &tiers),
         });
         println!("{out}");
     } else {
@@ -80,7 +85,73 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             per(st.disk_bytes),
             per(chunk_bytes)
         );
+        println!(
+            "{:<6} {:>10} {:>7} {:>12} {:>14} {:>12} {:>10} {:>12}",
+            "tier",
+            "partitions",
+            "series",
+            "points",
+            "covers samples",
+            "bytes",
+            "B/point",
+            "B/covered"
+        );
+        let raw_series = parts.iter().map(|p| p.series).max().unwrap_or(0);
+        println!(
+            "{:<6} {:>10} {:>7} {:>12} {:>14} {:>12} {:>10.3} {:>12.3}",
+            "raw",
+            parts.len(),
+            raw_series,
+            samples,
+            samples,
+            raw_file_bytes,
+            super::ratio(raw_file_bytes, samples),
+            super::ratio(raw_file_bytes, samples)
+        );
+        for t in &tiers {
+            println!(
+                "{:<6} {:>10} {:>7} {:>12} {:>14} {:>12} {:>10.3} {:>12.4}",
+                t.name,
+                t.partitions,
+                t.series,
+                t.points,
+                t.covered_samples,
+                t.bytes,
+                super::ratio(t.bytes, t.points),
+                super::ratio(t.bytes, t.covered_samples)
+            );
+            if t.corrupt > 0 {
+                println!("  {} corrupt series blob(s)", t.corrupt);
+            }
+        }
     }
     db.close()?;
     Ok(())
+}
+
+/// The per-tier figures (raw first) as JSON.
+fn tier_json(
+    parts: &[tidemark_storage::PartitionInfo],
+    raw_bytes: u64,
+    samples: u64,
+    tiers: &[tidemark_storage::TierInspect],
+) -> serde_json::Value {
+    let mut out = vec![serde_json::json!({
+        "name": "raw", "partitions": parts.len(),
+        "series": parts.iter().map(|p| p.series).max().unwrap_or(0),
+        "points": samples, "covered_samples": samples, "bytes": raw_bytes,
+        "bytes_per_point": super::ratio(raw_bytes, samples),
+        "bytes_per_covered_sample": super::ratio(raw_bytes, samples),
+    })];
+    out.extend(tiers.iter().map(|t| {
+        serde_json::json!({
+            "name": t.name, "resolution_ms": t.resolution_ms, "partitions": t.partitions,
+            "series": t.series, "points": t.points, "covered_samples": t.covered_samples,
+            "bytes": t.bytes, "first_start_ms": t.first_start, "last_start_ms": t.last_start,
+            "bytes_per_point": super::ratio(t.bytes, t.points),
+            "bytes_per_covered_sample": super::ratio(t.bytes, t.covered_samples),
+            "corrupt": t.corrupt,
+        })
+    }));
+    serde_json::Value::Array(out)
 }

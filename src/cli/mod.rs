@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod import;
 pub mod inspect;
+pub mod notify;
 pub mod query;
+pub mod rollup;
 pub mod rss;
 pub mod rules;
 pub mod serve;
@@ -37,6 +39,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run a PromQL query against a data directory or a server.
     Query(query::QueryArgs),
+    /// Build pending rollup tiers by hand on a stopped data directory.
+    Rollup(rollup::RollupArgs),
+    /// Notifications: `notify test --receiver NAME` sends a test notification.
+    Notify(notify::NotifyArgs),
     /// Rule files: `rules check FILE...` validates them.
     Rules(rules::RulesArgs),
     /// Print the default configuration file (every option, documented).
@@ -51,6 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Rollup(args) => rollup::run(&args),
+        Command::Notify(args) => notify::run(&args),
         Command::Rules(args) => rules::run(&args),
         Command::Config => {
             print!("{}", crate::config::DEFAULT_TOML);

@@ -26,7 +26,7 @@ use super::error::ApiError;
 use super::metrics::QueryEndpoint;
 use super::params::{format_rfc3339, parse_duration_ms, parse_matches, parse_time};
 use super::{AppState, blocking};
-use crate::source::DbSource;
+use crate::source::{DbSource, TierChoice};
 
 /// Request parameters from the URL query and a form-encoded body.
 pub(super) struct Params(Vec<(String, String)>);
@@ -156,6 +156,15 @@ impl AppState {
     }
 }
 
+/// The `tier=raw|1m|1h` parameter (debugging): which data a query reads.
+fn tier_param(p: &Params, db: &tidemark_storage::Db) -> Result<TierChoice, ApiError> {
+    match p.get("tier") {
+        None | Some("") => Ok(TierChoice::Auto),
+        Some(v) => DbSource::parse_tier(db, v)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"tier\": {e}"))),
+    }
+}
+
 fn timeout_param(p: &Params) -> Result<Option<i64>, ApiError> {
     p.get("timeout")
         .map(|t| parse_duration_ms("timeout", t))
@@ -204,9 +213,10 @@ pub(super) async fn query(
     let expr = parse_expr(p.require("query")?)?;
     let t = p.time_or("time", super::now_ms())?;
     let opts = st.eval_options(timeout_param(&p)?);
+    let tier = tier_param(&p, &st.db)?;
     blocking(move || {
         let started = std::time::Instant::now();
-        let v = tidemark_query::eval_instant(&st.source(), &expr, t, &opts);
+        let v = tidemark_query::eval_instant(&st.source().with_tier(tier), &expr, t, &opts);
         st.metrics.observe_query(QueryEndpoint::Query, started);
         let v = v.map_err(eval_error)?;
         if let Value::Matrix(series) = &v {
@@ -311,9 +321,11 @@ pub(super) async fn query_range(
         )));
     }
     let opts = st.eval_options(timeout_param(&p)?);
+    let tier = tier_param(&p, &st.db)?;
     blocking(move || {
         let started = std::time::Instant::now();
-        let series = tidemark_query::eval_range(&st.source(), &expr, start, end, step, &opts);
+        let src = st.source().with_tier(tier);
+        let series = tidemark_query::eval_range(&src, &expr, start, end, step, &opts);
         st.metrics.observe_query(QueryEndpoint::QueryRange, started);
         let series = series.map_err(eval_error)?;
         Ok(matrix_response(&series))

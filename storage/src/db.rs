@@ -721,7 +721,7 @@ fn spawn_maintenance(
                 if let Err(e) = shared.rollups.apply_retention(now) {
                     tracing::warn!(error = %e, "applying tier retention failed");
                 }
-                match shared.rollups.run(&shared.parts, closed_before) {
+                match shared.rollups.run(&shared.parts, closed_before, Some(now)) {
                     Ok(r) if r.windows_built > 0 => tracing::info!(
                         windows = r.windows_built,
                         raw_samples = r.raw_samples,

@@ -270,11 +270,15 @@ impl Rollups {
     }
 
     /// Builds every pending window of every tier from raw windows sealed
-    /// and ending at or before `closed_before`.
+    /// and ending at or before `closed_before`. With `now_ms`, windows
+    /// already past their tier's retention are not built (the background
+    /// thread would otherwise rebuild what retention just dropped whenever
+    /// the source outlives the tier).
     pub(crate) fn run(
         &self,
         raw: &Partitions,
         closed_before: Timestamp,
+        now_ms: Option<Timestamp>,
     ) -> Result<RollupReport, Error> {
         let _one = self.running.lock().expect("rollup lock poisoned");
         let started = Instant::now();
@@ -300,6 +304,12 @@ impl Rollups {
                     .push(s);
             }
             for (target, srcs) in by_target {
+                let expired = now_ms.zip(tier.retention).is_some_and(|(now, r)| {
+                    target.saturating_add(tier.width) <= now.saturating_sub(r)
+                });
+                if expired {
+                    continue;
+                }
                 let existing = tier.get(target);
                 let recorded: HashSet<SourceGen> = existing
                     .as_ref()
