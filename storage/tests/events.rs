@@ -552,3 +552,78 @@ fn crash_between_sealing_and_deleting_the_log_reads_each_event_once() {
         expected(&want, |_| true)
     );
 }
+
+/// Figures for the docs (run with `--ignored --nocapture`); also checks
+/// that sealing compresses and that the newest page reads one block.
+#[test]
+#[ignore = "measurement, prints figures"]
+fn measure_sizes_and_latest_page_latency() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = EventLog::open_at(
+        tmp.path(),
+        EventLogOptions {
+            fsync: false,
+            ..EventLogOptions::default()
+        },
+        T0,
+    )
+    .unwrap();
+    let kinds = [
+        "error_observed",
+        "recovery_started",
+        "recovery_succeeded",
+        "recovery_failed",
+        "circuit_breaker",
+    ];
+    let mut n = 0usize;
+    for day in 0..90 {
+        let batch: Vec<Event> = (0..1000)
+            .map(|i| {
+                n += 1;
+                Event {
+                    ts_ms: T0 + day * DAY + i * 86_000,
+                    kind: kinds[i as usize % 5].into(),
+                    labels: Labels::from_pairs([("component", ["db", "cache", "api", "queue"][i as usize % 4]), ("instance", "host-1")]),
+                    fields: format!(r#"{{"attempt":{},"duration_seconds":{:.3},"reason":"timeout after {} ms"}}"#, i % 7, (i % 97) as f64 * 0.013, i % 500),
+                }
+            })
+            .collect();
+        log.append(&batch).unwrap();
+    }
+    let active_bytes = log.stats().bytes;
+    log.maintain(T0 + 90 * DAY).unwrap();
+    let s = log.stats();
+    println!(
+        "events {} active-log bytes {} ({:.1} B/event) sealed bytes {} ({:.1} B/event) files {}",
+        s.events,
+        active_bytes,
+        active_bytes as f64 / n as f64,
+        s.bytes,
+        s.bytes as f64 / n as f64,
+        s.segments
+    );
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        log.query(&all(i64::MIN, i64::MAX, 100)).unwrap();
+    }
+    println!(
+        "latest 100 of {n}: {:.2} ms per query, {} blocks read in 100 queries",
+        t.elapsed().as_secs_f64() * 10.0,
+        log.stats().blocks_read
+    );
+    assert!(s.bytes * 4 < active_bytes, "sealing compresses");
+    assert!(log.stats().blocks_read <= 200);
+    let t = std::time::Instant::now();
+    let q = EventQuery {
+        matchers: vec![Matcher::equal("component", "db")],
+        kinds: vec!["recovery_failed".into()],
+        ..all(T0 + 40 * DAY, T0 + 41 * DAY, 100)
+    };
+    for _ in 0..100 {
+        log.query(&q).unwrap();
+    }
+    println!(
+        "one day, kind+matcher: {:.2} ms per query",
+        t.elapsed().as_secs_f64() * 10.0
+    );
+}
