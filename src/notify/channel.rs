@@ -144,10 +144,10 @@ impl Notification {
                 .filter(|(k, _)| *k != "alertname")
                 .map(|(_, v)| v.as_str()),
         );
-        if values.is_empty() {
-            if let Some(n) = self.common_labels.get("alertname") {
-                values.push(n);
-            }
+        if values.is_empty()
+            && let Some(n) = self.common_labels.get("alertname")
+        {
+            values.push(n);
         }
         for v in values {
             s.push(' ');

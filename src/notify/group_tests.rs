@@ -1,9 +1,11 @@
 //! Behaviour of the notifier core, driven with explicit times.
 
 use super::*;
+use crate::notify::channel::NotifyStatus;
 use crate::notify::config::NotifyConfig;
 use crate::notify::history::EntryKind;
 use crate::notify::silence::{Recurrence, SilenceInput, SilenceMatcher};
+use crate::notify::time::format_rfc3339_ms;
 
 const S: i64 = 1000;
 const M: i64 = 60 * S;

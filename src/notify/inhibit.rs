@@ -72,18 +72,23 @@ mod tests {
         let warn_api = l(&[("severity", "warning"), ("component", "api")]);
         let firing = [(1u64, &crit)];
         assert!(inhibited(
-            &[rule.clone()],
+            std::slice::from_ref(&rule),
             2,
             &warn_db,
             firing.iter().copied()
         ));
         assert!(!inhibited(
-            &[rule.clone()],
+            std::slice::from_ref(&rule),
             3,
             &warn_api,
             firing.iter().copied()
         ));
-        assert!(!inhibited(&[rule.clone()], 2, &warn_db, std::iter::empty()));
+        assert!(!inhibited(
+            std::slice::from_ref(&rule),
+            2,
+            &warn_db,
+            std::iter::empty()
+        ));
         // Source and target at once: does not mute itself.
         let both = InhibitRule::build(&InhibitRuleConfig {
             source_matchers: vec!["a=\"1\"".into()],

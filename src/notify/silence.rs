@@ -212,9 +212,7 @@ impl Silence {
     pub fn state(&self, now_ms: i64) -> SilenceState {
         if now_ms >= self.ends_at_ms {
             SilenceState::Expired
-        } else if now_ms < self.starts_at_ms {
-            SilenceState::Pending
-        } else if self.window.is_some_and(|w| !w.contains(now_ms)) {
+        } else if now_ms < self.starts_at_ms || self.window.is_some_and(|w| !w.contains(now_ms)) {
             SilenceState::Pending
         } else {
             SilenceState::Active
