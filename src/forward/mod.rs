@@ -34,6 +34,7 @@ pub mod config;
 pub mod matcher;
 mod metrics;
 pub mod queue;
+mod reader;
 pub mod record;
 pub mod retry;
 mod sender;

@@ -27,6 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+pub use super::reader::{Read, Reader};
 use super::record::{self, Entry, FRAME_HEADER_LEN, FrameError, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 
 /// A place in the queue: a segment and a byte offset in it.
@@ -45,7 +46,7 @@ pub struct QueueError {
     pub source: io::Error,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> QueueError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> QueueError + '_ {
     move |source| QueueError {
         path: path.to_path_buf(),
         source,
@@ -213,7 +214,7 @@ impl Queue {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn path(&self, seq: u64) -> PathBuf {
+    pub(super) fn path(&self, seq: u64) -> PathBuf {
         self.dir.join(segment_name(seq))
     }
 
@@ -404,16 +405,11 @@ impl Queue {
 
     /// A reader starting at the acknowledged position.
     pub fn reader(&self) -> Reader {
-        Reader {
-            pos: self.acked(),
-            file: None,
-            header: [0; FRAME_HEADER_LEN],
-            payload: Vec::new(),
-        }
+        Reader::new(self.acked())
     }
 
-    /// Where `pos` stands: `None` when it is at the end of the data.
-    fn locate(&self, pos: Position) -> Located {
+    /// Where `pos` stands.
+    pub(super) fn locate(&self, pos: Position) -> Located {
         let g = self.lock();
         let Some(first) = g.segments.front() else {
             return Located::End;
@@ -437,9 +433,13 @@ impl Queue {
     }
 }
 
-enum Located {
+/// Where a reader position stands (see [`Queue::locate`]).
+pub(super) enum Located {
+    /// At the end of the committed data.
     End,
+    /// In a segment that is gone or fully read: continue here.
     Jump(Position),
+    /// Before `end`, the segment's committed length.
     Data { end: u64 },
 }
 
@@ -494,119 +494,6 @@ fn scan_segment(
         off = end;
     }
     Ok((off as u64, unsent, None))
-}
-
-/// What one [`Reader::next`] call produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Read {
-    /// A record's samples were appended; they came from `segment`.
-    Record {
-        enqueued_ms: i64,
-        samples: usize,
-        segment: u64,
-    },
-    /// The next record has more samples than the room given; nothing read.
-    NoRoom,
-    /// No more committed data.
-    End,
-    /// A damaged record (bytes from disk are never trusted): the rest of
-    /// its segment was skipped.
-    Skipped {
-        segment: u64,
-        offset: u64,
-        reason: &'static str,
-    },
-}
-
-/// Reads records in order from a position (one per queue, the sender's).
-pub struct Reader {
-    pos: Position,
-    file: Option<(u64, File)>,
-    header: [u8; FRAME_HEADER_LEN],
-    payload: Vec<u8>,
-}
-
-impl Reader {
-    /// The position after the last record read.
-    pub fn position(&self) -> Position {
-        self.pos
-    }
-
-    /// Moves back to `pos` (after a failed send, to re-read a batch).
-    pub fn seek(&mut self, pos: Position) {
-        self.pos = pos;
-    }
-
-    /// Reads the next record into `out` if it has at most `room` samples.
-    ///
-    /// # Errors
-    /// A segment could not be opened or read.
-    pub fn next(
-        &mut self,
-        q: &Queue,
-        room: usize,
-        out: &mut Vec<Entry>,
-    ) -> Result<Read, QueueError> {
-        let end = loop {
-            match q.locate(self.pos) {
-                Located::End => return Ok(Read::End),
-                Located::Jump(p) => self.pos = p,
-                Located::Data { end } => break end,
-            }
-        };
-        let seq = self.pos.segment;
-        if self.file.as_ref().is_none_or(|(s, _)| *s != seq) {
-            let path = q.path(seq);
-            let f = File::open(&path).map_err(io_err(&path))?;
-            self.file = Some((seq, f));
-        }
-        let (_, f) = self.file.as_ref().expect("opened above");
-        let path = || q.path(seq);
-        let off = self.pos.offset;
-        let skip = |r: &mut Reader, reason: FrameError| {
-            r.pos.offset = end;
-            Ok(Read::Skipped {
-                segment: seq,
-                offset: off,
-                reason: reason.as_str(),
-            })
-        };
-        if off + FRAME_HEADER_LEN as u64 > end {
-            return skip(self, FrameError::Truncated);
-        }
-        f.read_exact_at(&mut self.header, off)
-            .map_err(io_err(&path()))?;
-        let len = record::frame_len(&self.header);
-        let next = off + (FRAME_HEADER_LEN + len) as u64;
-        if next > end {
-            return skip(self, FrameError::Truncated);
-        }
-        if len >= record::RECORD_HEADER_LEN {
-            // Peek at the count before reading the samples.
-            let mut head = [0u8; record::RECORD_HEADER_LEN];
-            f.read_exact_at(&mut head, off + FRAME_HEADER_LEN as u64)
-                .map_err(io_err(&path()))?;
-            let count = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) as usize;
-            if count > room && count * record::SAMPLE_LEN + record::RECORD_HEADER_LEN == len {
-                return Ok(Read::NoRoom);
-            }
-        }
-        self.payload.resize(len, 0);
-        f.read_exact_at(&mut self.payload, off + FRAME_HEADER_LEN as u64)
-            .map_err(io_err(&path()))?;
-        match record::check_frame(&self.header, &self.payload) {
-            Ok((enqueued_ms, samples)) => {
-                record::decode_samples(&self.payload, out);
-                self.pos.offset = next;
-                Ok(Read::Record {
-                    enqueued_ms,
-                    samples,
-                    segment: seq,
-                })
-            }
-            Err(e) => skip(self, e),
-        }
-    }
 }
 
 #[cfg(test)]
