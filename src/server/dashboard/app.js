@@ -41,11 +41,17 @@ function banner(text) {
   b.textContent = text || '';
 }
 
-/** [startMs, endMs, step seconds] of the picked range, ending now. */
+/**
+ * [startMs, endMs, step seconds] of the picked range, ending now; the start
+ * is a multiple of the step so points fall on the same times every refresh
+ * (and on rollup bucket boundaries).
+ */
 function window_() {
   const secs = RANGES.find(([l]) => l === state.range)[1];
+  const step = pickStep(secs);
   const end = Date.now();
-  return [end - secs * 1000, end, pickStep(secs)];
+  const start = Math.floor((end - secs * 1000) / (step * 1000)) * step * 1000;
+  return [start, end, step];
 }
 
 /** Runs `fn` unless its previous run is still going (slow queries never pile up). */
@@ -416,6 +422,7 @@ function setRange(label, refresh = true) {
 }
 
 async function refreshAll() {
+  if (document.hidden) return; // a background tab costs the server nothing
   const jobs = [
     once('health', refreshHealth),
     once('cards', refreshCards),
@@ -473,6 +480,7 @@ function init() {
   if (fromHash()) runExplorer();
   refreshAll();
   setInterval(refreshAll, REFRESH_MS);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshAll(); });
 }
 
 init();
