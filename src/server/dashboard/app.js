@@ -42,16 +42,14 @@ function banner(text) {
 }
 
 /**
- * [startMs, endMs, step seconds] of the picked range, ending now; the start
- * is a multiple of the step so points fall on the same times every refresh
- * (and on rollup bucket boundaries).
+ * [startMs, endMs, step seconds] of the picked range, ending now. Not
+ * aligned to the step: the last point is always "now", which a
+ * step-aligned grid would leave out for up to a step (a day at 1y).
  */
 function window_() {
   const secs = RANGES.find(([l]) => l === state.range)[1];
-  const step = pickStep(secs);
   const end = Date.now();
-  const start = Math.floor((end - secs * 1000) / (step * 1000)) * step * 1000;
-  return [start, end, step];
+  return [end - secs * 1000, end, pickStep(secs)];
 }
 
 /** Runs `fn` unless its previous run is still going (slow queries never pile up). */

@@ -4,8 +4,8 @@
 // with `node --test` (tests/browser/charts.test.mjs); the DOM part only
 // assembles SVG from them.
 //
-// Every drawn chart sets data-points (finite points drawn) and data-series
-// on its container, which the browser test reads.
+// Every drawn chart sets data-points (finite points drawn), data-series and
+// data-step (seconds) on its container, which the browser test reads.
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 export const PALETTE = ['#2f7fd8', '#e4572e', '#29a36a', '#9b5de5', '#f3a712', '#17a2b8', '#d6336c', '#6c757d'];
@@ -274,6 +274,7 @@ export function renderChart(box, series, opts) {
   box.replaceChildren();
   box.dataset.points = String(countPoints(series));
   box.dataset.series = String(series.length);
+  box.dataset.step = String(step);
   const width = Math.max(240, box.clientWidth || 600);
   const stepMs = step * 1000, maxGap = stepMs * 1.5 + 1;
   const state = kind === 'state';
