@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use http_receiver::HttpReceiver;
 use serde_json::json;
-use smtp::{Received, SmtpConfig, SmtpServer, SmtpTls};
+use smtp::{SmtpConfig, SmtpServer, SmtpTls};
 use tidemark::notify::channel::{Channel, ChannelError, Notification, NotifyStatus, PayloadAlert};
 use tidemark::notify::channels::email::{EmailChannel, EmailChannelConfig, EmailTls};
 use tidemark::notify::channels::slack::{SlackChannel, SlackChannelConfig};
@@ -260,61 +260,6 @@ fn slack_unreachable_is_retryable_and_hides_the_url() {
 // ---------------------------------------------------------------------------
 // Email.
 
-/// The decoded text of the MIME part whose type starts with `mime`.
-fn mime_part(msg: &Received, mime: &str) -> String {
-    let ct = msg.header("Content-Type").expect("Content-Type");
-    assert!(ct.starts_with("multipart/alternative"), "{ct}");
-    let boundary = ct
-        .split("boundary=")
-        .nth(1)
-        .expect("boundary")
-        .trim_matches('"')
-        .to_string();
-    let sep = format!("--{boundary}");
-    for part in msg.data.split(&sep).skip(1) {
-        let Some((head, body)) = part.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let head_lc = head.to_ascii_lowercase();
-        if !head_lc.contains(&format!("content-type: {mime}")) {
-            continue;
-        }
-        let body = body.trim_end_matches("\r\n");
-        if head_lc.contains("content-transfer-encoding: base64") {
-            let joined: String = body.split("\r\n").collect();
-            return String::from_utf8(smtp::b64_decode(&joined).unwrap())
-                .unwrap()
-                .replace("\r\n", "\n");
-        }
-        if head_lc.contains("content-transfer-encoding: quoted-printable") {
-            return qp_decode(body);
-        }
-        return body.replace("\r\n", "\n");
-    }
-    panic!("no {mime} part in:\n{}", msg.data)
-}
-
-fn qp_decode(s: &str) -> String {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'=' {
-            if b[i + 1..].starts_with(b"\r\n") {
-                i += 3;
-                continue;
-            }
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap().replace("\r\n", "\n")
-}
-
 fn email_cfg(addr: SocketAddr) -> EmailChannelConfig {
     EmailChannelConfig {
         tls: EmailTls::None,
@@ -332,6 +277,7 @@ fn email_delivers_both_parts_with_auth() {
     let server = SmtpServer::start(SmtpConfig {
         credentials: Some(("tidemark".into(), "s3cret pass".into())),
         tls: SmtpTls::None,
+        ..SmtpConfig::default()
     });
     let cfg = EmailChannelConfig {
         username: Some("tidemark".into()),
@@ -373,7 +319,7 @@ fn email_delivers_both_parts_with_auth() {
     );
     assert!(m.header("Date").is_some());
 
-    let text = mime_part(m, "text/plain");
+    let text = m.mime_part("text/plain");
     assert!(
         text.starts_with(
             "[FIRING:2] HighErrorRate (checkout critical)\n\n2 alerts for alertname=HighErrorRate\n"
@@ -404,7 +350,7 @@ fn email_delivers_both_parts_with_auth() {
         "{text}"
     );
 
-    let html = mime_part(m, "text/html");
+    let html = m.mime_part("text/html");
     assert!(
         html.contains(
             "<h2 style=\"color:#d63232\">[FIRING:2] HighErrorRate (checkout critical)</h2>"
@@ -432,6 +378,7 @@ fn email_wrong_password_is_permanent_and_names_the_reply() {
     let server = SmtpServer::start(SmtpConfig {
         credentials: Some(("tidemark".into(), "right".into())),
         tls: SmtpTls::None,
+        ..SmtpConfig::default()
     });
     let cfg = EmailChannelConfig {
         username: Some("tidemark".into()),
@@ -455,6 +402,7 @@ fn email_password_from_file_and_resolved_subject() {
     let server = SmtpServer::start(SmtpConfig {
         credentials: Some(("u".into(), "from-file".into())),
         tls: SmtpTls::None,
+        ..SmtpConfig::default()
     });
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("smtp-password");
@@ -471,30 +419,14 @@ fn email_password_from_file_and_resolved_subject() {
     let m = &server.messages()[0];
     assert_eq!(m.auth.as_ref().unwrap().2, "from-file");
     assert_eq!(m.header("Subject").as_deref(), Some("resolved: checkout"));
-    let text = mime_part(m, "text/plain");
+    let text = m.mime_part("text/plain");
     assert!(text.contains("\n[1] Resolved\n"), "{text}");
     assert!(text.contains("Ended: 2026-11-27T07:30:00.000Z\n"), "{text}");
-    let html = mime_part(m, "text/html");
+    let html = m.mime_part("text/html");
     assert!(
         html.contains("<h2 style=\"color:#2eb886\">resolved: checkout</h2>"),
         "{html}"
     );
-}
-
-#[test]
-fn email_unreachable_smarthost_is_retryable() {
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let cfg = email_cfg(format!("127.0.0.1:{port}").parse().unwrap());
-    let ch = EmailChannel::new(&cfg).unwrap();
-    let e = send(
-        &ch,
-        &notification(vec![alert(NotifyStatus::Firing, "a", "critical")]),
-    )
-    .unwrap_err();
-    assert!(e.is_retryable(), "{e:?}");
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it; the CA's PEM
@@ -539,6 +471,7 @@ fn email_starttls_and_implicit_tls_with_a_private_ca() {
         let server = SmtpServer::start(SmtpConfig {
             credentials: Some(("u".into(), "p".into())),
             tls: server_mode,
+            ..SmtpConfig::default()
         });
         let cfg = EmailChannelConfig {
             tls: client_mode,
@@ -585,4 +518,100 @@ fn email_starttls_required_but_not_offered_fails_without_sending() {
     .unwrap_err();
     assert!(!e.is_retryable(), "{e:?}");
     assert!(server.messages().is_empty(), "nothing sent in plain text");
+}
+
+// ---------------------------------------------------------------------------
+// Retries: the notifier's retry path (`dispatch::send_with_retry`) over the
+// real Slack channel, with the backoff waits recorded instead of slept.
+
+fn retry_policy() -> tidemark::notify::config::RetryConfig {
+    tidemark::notify::config::RetryConfig {
+        initial_backoff: std::time::Duration::from_secs(1),
+        max_backoff: std::time::Duration::from_secs(60),
+        max_attempts: 5,
+    }
+}
+
+fn send_retrying(ch: &dyn Channel, n: &Notification) -> (u32, Result<(), ChannelError>, Vec<u64>) {
+    let waits = std::sync::Mutex::new(Vec::new());
+    let (attempts, result) = rt().block_on(tidemark::notify::dispatch::send_with_retry(
+        ch,
+        n,
+        &retry_policy(),
+        |d| {
+            waits.lock().unwrap().push(d.as_secs());
+            std::future::ready(())
+        },
+    ));
+    (attempts, result, waits.into_inner().unwrap())
+}
+
+#[test]
+fn slack_5xx_is_retried_until_delivered_4xx_is_not() {
+    let rx = HttpReceiver::start(&[(500, "oops"), (503, "busy")]);
+    let ch = SlackChannel::new(&SlackChannelConfig::with_url(rx.url())).unwrap();
+    let n = notification(vec![alert(NotifyStatus::Firing, "a:1", "critical")]);
+    let (attempts, result, waits) = send_retrying(&ch, &n);
+    result.unwrap();
+    assert_eq!(attempts, 3);
+    assert_eq!(waits, vec![1, 2], "exponential backoff between attempts");
+    let got = rx.requests();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].body, got[2].body, "the same message each attempt");
+
+    let rx = HttpReceiver::start(&[(400, "invalid_payload")]);
+    let ch = SlackChannel::new(&SlackChannelConfig::with_url(rx.url())).unwrap();
+    let (attempts, result, waits) = send_retrying(&ch, &n);
+    let e = result.unwrap_err();
+    assert_eq!((attempts, waits.len()), (1, 0), "a 400 is not retried");
+    assert!(
+        e.message().contains("HTTP 400") && e.message().contains("invalid_payload"),
+        "{e}"
+    );
+    assert_eq!(rx.requests().len(), 1);
+}
+
+#[test]
+fn email_4xx_is_retried_until_delivered_5xx_is_not() {
+    let server = SmtpServer::start(SmtpConfig {
+        transient_failures: 2,
+        reject_recipient: Some("gone@example.com".into()),
+        ..SmtpConfig::default()
+    });
+    let ch = EmailChannel::new(&email_cfg(server.addr)).unwrap();
+    let n = notification(vec![alert(NotifyStatus::Firing, "a:1", "critical")]);
+    let (attempts, result, waits) = send_retrying(&ch, &n);
+    result.unwrap();
+    assert_eq!((attempts, waits), (3, vec![1, 2]));
+    assert_eq!(server.messages().len(), 1, "delivered once");
+
+    let cfg = EmailChannelConfig {
+        to: vec!["gone@example.com".into()],
+        ..email_cfg(server.addr)
+    };
+    let ch = EmailChannel::new(&cfg).unwrap();
+    let (attempts, result, waits) = send_retrying(&ch, &n);
+    let e = result.unwrap_err();
+    assert_eq!((attempts, waits.len()), (1, 0), "a 550 is not retried: {e}");
+    assert!(
+        e.message().contains("550") && e.message().contains("no such user"),
+        "{e}"
+    );
+    assert_eq!(server.messages().len(), 1);
+}
+
+#[test]
+fn email_connection_errors_are_retried_up_to_max_attempts() {
+    // Nothing listens: every attempt fails with a retryable connection
+    // error, so the dispatcher uses all attempts with doubling backoff.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let ch = EmailChannel::new(&email_cfg(format!("127.0.0.1:{port}").parse().unwrap())).unwrap();
+    let n = notification(vec![alert(NotifyStatus::Firing, "a:1", "critical")]);
+    let (attempts, result, waits) = send_retrying(&ch, &n);
+    assert!(result.unwrap_err().is_retryable());
+    assert_eq!(attempts, 5);
+    assert_eq!(waits, vec![1, 2, 4, 8]);
 }

@@ -7,7 +7,9 @@
 //! or without an initial response), MAIL FROM, RCPT TO, DATA (dot-stuffing
 //! undone), RSET, NOOP, QUIT, and optionally STARTTLS or implicit TLS with a
 //! rustls server config the test provides. With credentials configured it
-//! refuses MAIL before a successful AUTH (530) and wrong credentials (535).
+//! refuses MAIL before a successful AUTH (530) and wrong credentials (535);
+//! it can also answer MAIL with 451 a number of times (transient failure)
+//! and refuse one recipient with 550.
 //!
 //! Invariants: a message is recorded before its `250` after DATA is sent, so
 //! when the client's send returns the message is already visible through
@@ -41,6 +43,10 @@ pub struct SmtpConfig {
     /// When set, MAIL needs a successful AUTH with exactly these.
     pub credentials: Option<(String, String)>,
     pub tls: SmtpTls,
+    /// Answer MAIL with `451 4.3.0 try again later` this many times first.
+    pub transient_failures: usize,
+    /// Answer RCPT of this address with `550 5.1.1 no such user`.
+    pub reject_recipient: Option<String>,
 }
 
 /// One accepted message.
@@ -74,14 +80,74 @@ impl Received {
                 }
                 break;
             }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case(name) {
-                    value = Some(v.trim().to_string());
-                }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case(name)
+            {
+                value = Some(v.trim().to_string());
             }
         }
         value
     }
+
+    /// The decoded text (LF line ends) of the part of this
+    /// `multipart/alternative` message whose type starts with `mime`
+    /// (`text/plain`, `text/html`); 7bit, base64 and quoted-printable
+    /// transfer encodings are undone. Panics when there is no such part.
+    pub fn mime_part(&self, mime: &str) -> String {
+        let ct = self.header("Content-Type").expect("Content-Type");
+        assert!(ct.starts_with("multipart/alternative"), "{ct}");
+        let boundary = ct
+            .split("boundary=")
+            .nth(1)
+            .expect("boundary")
+            .trim_matches('"')
+            .to_string();
+        let sep = format!("--{boundary}");
+        for part in self.data.split(&sep).skip(1) {
+            let Some((head, body)) = part.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let head_lc = head.to_ascii_lowercase();
+            if !head_lc.contains(&format!("content-type: {mime}")) {
+                continue;
+            }
+            let body = body.trim_end_matches("\r\n");
+            let bytes = if head_lc.contains("content-transfer-encoding: base64") {
+                let joined: String = body.split("\r\n").collect();
+                b64_decode(&joined).expect("base64 body")
+            } else if head_lc.contains("content-transfer-encoding: quoted-printable") {
+                qp_decode(body)
+            } else {
+                body.as_bytes().to_vec()
+            };
+            return String::from_utf8(bytes)
+                .expect("UTF-8 body")
+                .replace("\r\n", "\n");
+        }
+        panic!("no {mime} part in:\n{}", self.data)
+    }
+}
+
+/// Quoted-printable (RFC 2045) to bytes; soft line breaks removed.
+pub fn qp_decode(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' {
+            if b[i + 1..].starts_with(b"\r\n") {
+                i += 3;
+                continue;
+            }
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("QP escape");
+            out.push(u8::from_str_radix(hex, 16).expect("QP hex"));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A running test SMTP server.
@@ -93,6 +159,9 @@ pub struct SmtpServer {
     listener: Option<thread::JoinHandle<()>>,
 }
 
+/// Transient failures still to give, shared by all sessions.
+type Budget = Arc<Mutex<usize>>;
+
 impl SmtpServer {
     pub fn start(config: SmtpConfig) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind smtp");
@@ -100,6 +169,7 @@ impl SmtpServer {
         let received = Arc::new(Mutex::new(Vec::new()));
         let auth_failures = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let budget: Budget = Arc::new(Mutex::new(config.transient_failures));
         let handle = {
             let (received, auth_failures, stop) =
                 (received.clone(), auth_failures.clone(), stop.clone());
@@ -109,10 +179,16 @@ impl SmtpServer {
                         return;
                     }
                     let Ok(stream) = conn else { continue };
-                    let (config, received, auth_failures) =
-                        (config.clone(), received.clone(), auth_failures.clone());
+                    let (config, received, auth_failures, budget) = (
+                        config.clone(),
+                        received.clone(),
+                        auth_failures.clone(),
+                        budget.clone(),
+                    );
                     thread::spawn(move || {
-                        let _ = Session::new(stream, config, received, auth_failures).run();
+                        let mut s = Session::new(stream, config, received, auth_failures);
+                        s.budget = budget;
+                        let _ = s.run();
                     });
                 }
             })
@@ -196,6 +272,7 @@ struct Session {
     auth: Option<(String, String, String)>,
     from: Option<String>,
     to: Vec<String>,
+    budget: Budget,
 }
 
 type Io<T> = std::io::Result<T>;
@@ -219,6 +296,7 @@ impl Session {
             auth: None,
             from: None,
             to: Vec::new(),
+            budget: Budget::default(),
         }
     }
 
@@ -301,6 +379,15 @@ impl Session {
                         self.reply("530 5.7.0 authentication required")?;
                         continue;
                     }
+                    {
+                        let mut left = self.budget.lock().unwrap();
+                        if *left > 0 {
+                            *left -= 1;
+                            drop(left);
+                            self.reply("451 4.3.0 try again later")?;
+                            continue;
+                        }
+                    }
                     self.from = Some(angle(&arg, "FROM:"));
                     self.to.clear();
                     self.reply("250 2.1.0 sender ok")?;
@@ -310,7 +397,12 @@ impl Session {
                         self.reply("503 5.5.1 MAIL first")?;
                         continue;
                     }
-                    self.to.push(angle(&arg, "TO:"));
+                    let rcpt = angle(&arg, "TO:");
+                    if self.config.reject_recipient.as_deref() == Some(rcpt.as_str()) {
+                        self.reply("550 5.1.1 no such user")?;
+                        continue;
+                    }
+                    self.to.push(rcpt);
                     self.reply("250 2.1.5 recipient ok")?;
                 }
                 "DATA" => {
