@@ -333,8 +333,7 @@ impl Monitor {
         let mut values = Vec::new();
         self.for_each(|component, st| {
             for d in st.samples() {
-                let pairs = std::iter::once(("component", component.to_string()))
-                    .chain(d.labels);
+                let pairs = std::iter::once(("component", component.to_string())).chain(d.labels);
                 sets.push(Labels::metric(d.name, pairs));
                 values.push(d.value);
             }
