@@ -377,7 +377,11 @@ impl EventLog {
             log.append(batch, self.opts.fsync)?;
             if log.len > self.opts.max_active_bytes {
                 let log = inner.active.remove(&window).expect("present");
-                seal_into(&self.dir, &self.opts, &mut inner, log)?;
+                // The events are stored either way: a failed early seal
+                // leaves the log active and is retried by `maintain`.
+                if let Err(e) = seal_into(&self.dir, &self.opts, &mut inner, log) {
+                    tracing::warn!(error = %e, window, "event log: sealing a full log failed");
+                }
             }
         }
         Ok(())
@@ -429,25 +433,23 @@ impl EventLog {
     pub fn drop_before(&self, ts_ms: i64) -> Result<MaintainReport, EventError> {
         let mut inner = self.lock();
         let mut report = MaintainReport::default();
-        let mut keep = Vec::with_capacity(inner.sealed.len());
-        for m in std::mem::take(&mut inner.sealed) {
-            if m.max_ts < ts_ms {
-                match std::fs::remove_file(&m.path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        keep.push(m.clone());
-                        inner.sealed = keep;
-                        return Err(EventError::io(&m.path)(e));
-                    }
-                }
-                report.deleted += 1;
-                report.bytes_freed += m.bytes;
-            } else {
-                keep.push(m);
+        let expired: Vec<Arc<SealedMeta>> = inner
+            .sealed
+            .iter()
+            .filter(|m| m.max_ts < ts_ms)
+            .cloned()
+            .collect();
+        for m in expired {
+            // A file that cannot be deleted stays listed (and readable).
+            match std::fs::remove_file(&m.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EventError::io(&m.path)(e)),
             }
+            inner.sealed.retain(|x| !Arc::ptr_eq(x, &m));
+            report.deleted += 1;
+            report.bytes_freed += m.bytes;
         }
-        inner.sealed = keep;
         let expired: Vec<i64> = inner
             .active
             .iter()
@@ -495,7 +497,8 @@ impl EventLog {
 }
 
 /// Seals `log` into a compressed file and registers it (an empty log is
-/// just deleted).
+/// just deleted). When the sealed file cannot be written, the log goes
+/// back to the active set unchanged.
 fn seal_into(
     dir: &Path,
     opts: &EventLogOptions,
@@ -503,10 +506,19 @@ fn seal_into(
     log: ActiveLog,
 ) -> Result<(), EventError> {
     if !log.events.is_empty() {
-        let meta = sealed::write(dir, log.window, log.generation, &log.events, opts)?;
-        inner.sealed.push(Arc::new(meta));
-        inner.sealed.sort_by_key(|m| (m.window, m.generation));
+        match sealed::write(dir, log.window, log.generation, &log.events, opts) {
+            Ok(meta) => {
+                inner.sealed.push(Arc::new(meta));
+                inner.sealed.sort_by_key(|m| (m.window, m.generation));
+            }
+            Err(e) => {
+                inner.active.insert(log.window, log);
+                return Err(e);
+            }
+        }
     }
+    // From here the sealed file is authoritative: a log left behind by a
+    // failed delete is removed at the next open.
     log.delete()?;
     sync_dir(dir)
 }
