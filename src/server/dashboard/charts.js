@@ -279,7 +279,7 @@ export function renderChart(box, series, opts) {
   const stepMs = step * 1000, maxGap = stepMs * 1.5 + 1;
   const state = kind === 'state';
   const lanes = state ? Math.max(1, series.length) : 1;
-  const h = state ? Math.max(100, 36 * lanes + 30) : height; // lanes 36px high
+  const h = state ? Math.max(height, 28 * lanes + 30) : height;
   const m = { l: state ? 96 : 52, r: 10, t: 8, b: 22 };
   const iw = width - m.l - m.r, ih = h - m.t - m.b;
   const svg = el('svg', { width, height: h, viewBox: `0 0 ${width} ${h}`, class: 'chart-svg', role: 'img' });
@@ -297,12 +297,13 @@ export function renderChart(box, series, opts) {
   const drawn = []; // [{s, color, sy}] for the tooltip
   if (state) {
     const laneH = ih / lanes;
+    const sxIn = (t) => Math.min(m.l + iw, Math.max(m.l, sx(t))); // the last step ends at the edge
     series.forEach((s, i) => {
       const y0 = m.t + laneH * (i + 1) - 2;
       const sy = scaleLinear(0, 1, y0, y0 - laneH + 4);
       svg.append(el('line', { x1: m.l, x2: m.l + iw, y1: y0, y2: y0, class: 'grid' }));
       svg.append(el('text', { x: m.l - 6, y: y0 - laneH / 2 + 6, class: 'tick', 'text-anchor': 'end' }, s.name.slice(0, 14)));
-      svg.append(el('path', { d: stepAreaPath(s.points, sx, sy, y0, stepMs, maxGap), class: 'state-area' }));
+      svg.append(el('path', { d: stepAreaPath(s.points, sxIn, sy, y0, stepMs, maxGap), class: 'state-area' }));
       drawn.push({ s, color: '#e4572e', sy });
     });
   } else {
