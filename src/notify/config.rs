@@ -37,9 +37,6 @@ pub struct NotifyConfig {
     pub escalations: Vec<EscalationConfig>,
     /// How failed deliveries are retried.
     pub retry: RetryConfig,
-    /// Most alert-history entries kept in memory for
-    /// `/api/v1/alerts/history` (oldest dropped first).
-    pub history_limit: usize,
 }
 
 impl Default for NotifyConfig {
@@ -61,7 +58,6 @@ impl Default for NotifyConfig {
             inhibit_rules: Vec::new(),
             escalations: Vec::new(),
             retry: RetryConfig::default(),
-            history_limit: 10_000,
         }
     }
 }
