@@ -17,6 +17,7 @@ pub mod notify;
 pub mod rules;
 pub mod server;
 pub mod source;
+pub mod tsdb_status;
 
 /// The README's Rust examples, compiled and run as doc tests so the
 /// embedding quickstart cannot rot.

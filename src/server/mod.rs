@@ -20,6 +20,7 @@ mod health;
 mod ingest;
 pub mod metrics;
 mod params;
+mod status;
 
 pub use api::{format_value, value_json};
 
@@ -139,6 +140,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/metadata", get(api::metadata))
         .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/rules", get(api::rules))
         .route("/api/v1/alerts", get(api::alerts))
         .merge(alerting::read_routes())
