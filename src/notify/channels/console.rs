@@ -49,3 +49,40 @@ impl Channel for ConsoleChannel {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::notify::channel::PayloadAlert;
+
+    #[test]
+    fn one_block_with_title_labels_and_summary() {
+        let labels = BTreeMap::from([
+            ("alertname".to_string(), "DiskFull".to_string()),
+            ("mount".to_string(), "/data".to_string()),
+        ]);
+        let n = Notification::new(
+            "ops",
+            "{}:{alertname=\"DiskFull\"}",
+            BTreeMap::from([("alertname".to_string(), "DiskFull".to_string())]),
+            "http://x",
+            vec![PayloadAlert {
+                status: NotifyStatus::Firing,
+                labels,
+                annotations: BTreeMap::from([("summary".to_string(), "95% used".to_string())]),
+                starts_at: "2026-11-27T07:00:00.000Z".into(),
+                ends_at: crate::notify::time::ZERO_TIME.into(),
+                generator_url: String::new(),
+                fingerprint: "0".into(),
+            }],
+        );
+        assert_eq!(
+            render(&n),
+            "== [FIRING:1] DiskFull -> ops ({}:{alertname=\"DiskFull\"})\n  \
+             [firing] alertname=DiskFull mount=/data (since 2026-11-27T07:00:00.000Z)\n      \
+             95% used\n"
+        );
+    }
+}

@@ -140,3 +140,58 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::notify::channel::{NotifyStatus, PayloadAlert};
+
+    #[test]
+    fn body_template_sees_common_labels_status_and_counts() {
+        let alert = |i: &str, status| PayloadAlert {
+            status,
+            labels: BTreeMap::from([
+                ("alertname".to_string(), "A".to_string()),
+                ("i".to_string(), i.to_string()),
+            ]),
+            annotations: BTreeMap::new(),
+            starts_at: String::new(),
+            ends_at: String::new(),
+            generator_url: String::new(),
+            fingerprint: String::new(),
+        };
+        let n = Notification::new(
+            "ops",
+            "k",
+            BTreeMap::new(),
+            "",
+            vec![
+                alert("1", NotifyStatus::Firing),
+                alert("2", NotifyStatus::Resolved),
+            ],
+        );
+        let t = Template::parse(
+            r#"{"text":"{{ $labels.alertname }} {{ $labels.__status__ }} to {{ $labels.__receiver__ }}: {{ $value }} firing, {{ $labels.__resolved__ }} resolved{{ $labels.i }}"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            expand_template(&t, &n),
+            r#"{"text":"A firing to ops: 1 firing, 1 resolved"}"#
+        );
+    }
+
+    #[test]
+    fn bad_template_is_rejected_at_construction() {
+        let e = WebhookChannel::new(&WebhookChannelConfig {
+            url: "http://127.0.0.1:1/".into(),
+            body_template: Some("{{ .Nope }}".into()),
+            headers: BTreeMap::new(),
+            timeout: std::time::Duration::from_secs(1),
+        })
+        .err()
+        .unwrap();
+        assert!(e.contains("body_template"), "{e}");
+    }
+}
