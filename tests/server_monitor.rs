@@ -382,16 +382,16 @@ fn health_names_a_failing_rule_and_lists_every_component() {
     });
     // Samples ten minutes ahead: the scheduler's start-up evaluation (at
     // wall-clock time) cannot see them; the one at `t` below does.
-    let t = now_ms() + 600_000;
+    let t = now_ms() / 1000 * 1000 + 600_000;
     let body = format!("m,k=a v=1 {t}\nm,k=b v=1 {t}\n");
     let r = post(h.addr(), "/write?precision=ms", &[], body.as_bytes());
     assert_eq!(r.status, 204, "{}", r.text());
-    h.round(t);
     let health = |h: &Harness| {
         let r = get(h.addr(), "/api/v1/health");
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()["data"].clone()
     };
+    // Listed from the start, before any round assessed them.
     let d = health(&h);
     let names: Vec<&str> = d["components"]
         .as_array()
@@ -411,7 +411,10 @@ fn health_names_a_failing_rule_and_lists_every_component() {
             .unwrap()
             .clone()
     };
+    h.round(t);
+    let d = health(&h);
     assert_eq!(rules_status(&d)["status"], "healthy", "{d}");
+    let healthy_since = rules_status(&d)["since"].clone();
 
     h.state().rules.eval_group(0, t);
     h.round(t + 1000);
@@ -424,7 +427,9 @@ fn health_names_a_failing_rule_and_lists_every_component() {
         reason.contains("too_many") && reason.contains("limit"),
         "{reason}"
     );
-    assert!(r["since"].as_str().unwrap().ends_with('Z'), "{r}");
+    // `since` moved to the round that saw the failure (t + 1 s, with ms).
+    assert_ne!(r["since"], healthy_since, "{r}");
+    assert!(r["since"].as_str().unwrap().ends_with(".000Z"), "{r}");
 }
 
 #[test]

@@ -20,6 +20,9 @@ use crate::health::Status;
 /// degraded: at 95 % a burst of WAL segments or a compaction can fill it.
 pub const DISK_DEGRADED_RATIO: f64 = 0.95;
 
+/// The components [`assess`] reports, in its order.
+pub const COMPONENTS: [&str; 5] = ["ingest", "wal", "storage", "rules", "monitor"];
+
 /// Everything the probes look at.
 #[derive(Clone, Debug, Default)]
 pub struct ProbeInput {
@@ -153,7 +156,7 @@ mod tests {
     fn all_healthy_by_default() {
         let v = assess(&ProbeInput::default());
         let names: Vec<_> = v.iter().map(|(n, _, _)| *n).collect();
-        assert_eq!(names, ["ingest", "wal", "storage", "rules", "monitor"]);
+        assert_eq!(names, COMPONENTS);
         assert!(
             v.iter()
                 .all(|(_, s, r)| *s == Status::Healthy && r.is_none())

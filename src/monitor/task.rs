@@ -118,6 +118,11 @@ impl MonitorTask {
     /// Starts on the current tokio runtime. `addr` is the bound listen
     /// address (the `instance` label of resource series).
     pub fn start(st: Arc<AppState>, addr: SocketAddr) -> MonitorTask {
+        // Listed (healthy since now) before the first round assesses them.
+        let now = crate::server::now_ms();
+        for name in probes::COMPONENTS {
+            st.health.component(name, now);
+        }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(run_rounds(
             st.clone(),
