@@ -230,14 +230,7 @@ fn ingested_data_arrives_exactly_with_auth() {
     wait_until("empty queue", || {
         metric(src.addr(), r#"tidemark_forward_queue_samples{target="rx"}"#) == 0.0
     });
-    let health = get(src.addr(), "/api/v1/health").json();
-    let fwd = health["data"]["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "forwarder")
-        .cloned()
-        .expect("forwarder component");
+    let fwd = forwarder_health(src.addr());
     assert_eq!(fwd["status"], "healthy", "{fwd}");
 }
 
@@ -263,14 +256,7 @@ fn outage_in_the_middle_loses_nothing() {
     ingest_lp(src.addr(), &lines("m", t0 + 1000, 1500));
     let retries = r#"tidemark_forward_retries_total{target="rx"}"#;
     wait_until("failed attempts", || metric(src.addr(), retries) >= 3.0);
-    let health = get(src.addr(), "/api/v1/health").json();
-    let fwd = health["data"]["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "forwarder")
-        .cloned()
-        .unwrap();
+    let fwd = forwarder_health(src.addr());
     assert_eq!(fwd["status"], "degraded", "{fwd}");
     assert!(
         fwd["reason"].as_str().unwrap().contains("target rx"),
@@ -301,10 +287,23 @@ fn outage_in_the_middle_loses_nothing() {
         r#"tidemark_ingest_samples_accepted_total{protocol="remote_write"}"#,
     );
     assert!((1500.0..=2000.0).contains(&accepted), "{accepted}");
-    wait_until("healthy again", || {
-        get(src.addr(), "/api/v1/health").json()["data"]["status"] != "degraded"
-            || metric(src.addr(), r#"tidemark_forward_queue_samples{target="rx"}"#) == 0.0
-    });
+    assert_eq!(forwarder_health(src.addr())["status"], "healthy");
+    assert_eq!(
+        metric(src.addr(), r#"tidemark_forward_queue_samples{target="rx"}"#),
+        0.0
+    );
+}
+
+/// The `forwarder` component of `/api/v1/health`.
+fn forwarder_health(addr: SocketAddr) -> serde_json::Value {
+    let health = get(addr, "/api/v1/health").json();
+    health["data"]["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["name"] == "forwarder")
+        .cloned()
+        .expect("a forwarder component")
 }
 
 #[test]
@@ -600,4 +599,41 @@ fn measure_forwarding() {
         (cpu_seconds() - cpu) / total * 1e6
     );
     assert_eq!(sample_count(&rx.db, "bench_value"), total as usize);
+}
+
+#[test]
+fn rule_output_is_forwarded() {
+    let rx = Server::start(|c| c.rules.default_pack = false);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("fwd.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: fwd\n    interval: 1h\n    rules:\n      - record: fwd_rule:sum\n        expr: sum(src_value)\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let src = Node::start(&data, loopback0(), |c| {
+        c.rules.files = vec![rules.clone()];
+        c.forward = vec![target("rx", rx.addr())];
+    });
+    let t = now_ms() - 5_000;
+    ingest_lp(
+        src.addr(),
+        &format!("src,k=a value=2 {t}\nsrc,k=b value=5 {t}\n"),
+    );
+    let state = src.running.as_ref().unwrap().state.clone();
+    state.rules.eval_group(0, t + 1000);
+    wait_until("the recorded sample at the receiver", || {
+        dump(&rx.db, "fwd_rule:sum")
+            .iter()
+            .any(|(_, s)| s.contains(&(t + 1000, 7f64.to_bits())))
+    });
+    wait_until("every recorded sample forwarded", || {
+        dump(&rx.db, "fwd_rule:sum") == dump(&src.db, "fwd_rule:sum")
+    });
+    assert_eq!(
+        dump(&rx.db, "fwd_rule:sum")[0].0,
+        vec![("__name__".to_string(), "fwd_rule:sum".to_string())]
+    );
 }

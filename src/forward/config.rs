@@ -138,3 +138,53 @@ pub fn validate_all(targets: &[ForwardConfig]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn err(toml: &str) -> String {
+        Config::from_toml(toml, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_target_parses_with_defaults_for_the_rest() {
+        let c = Config::from_toml(
+            "[[forward]]\nname = \"c\"\nurl = \"http://h:9/api/v1/push\"\nmatch = ['{job=\"a\"}']\nbasic_auth = { username = \"u\", password = \"p\" }\nmin_backoff = \"10ms\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let f = &c.forward[0];
+        assert_eq!(f.matchers, vec![r#"{job="a"}"#.to_string()]);
+        assert_eq!(f.basic_auth.as_ref().unwrap().username, "u");
+        assert_eq!(f.min_backoff, std::time::Duration::from_millis(10));
+        assert_eq!(f.max_samples_per_send, 2000);
+    }
+
+    #[test]
+    fn errors_name_the_target_and_field() {
+        let url = "url = \"http://h/w\"\n";
+        assert!(err(&format!("[[forward]]\n{url}")).contains("forward[0].name is required"));
+        let e = err(&format!("[[forward]]\nname = \"a/b\"\n{url}"));
+        assert!(e.contains("forward[0].name \"a/b\""), "{e}");
+        let e = err("[[forward]]\nname = \"a\"\nurl = \"h:9\"\n");
+        assert!(e.contains("forward[0].url"), "{e}");
+        let e = err(&format!(
+            "[[forward]]\nname = \"a\"\n{url}[[forward]]\nname = \"a\"\n{url}"
+        ));
+        assert!(e.contains("forward[1].name \"a\" is used twice"), "{e}");
+        let e = err(&format!(
+            "[[forward]]\nname = \"a\"\n{url}match = ['{{job=}}']\n"
+        ));
+        assert!(
+            e.contains("forward[0].match") && e.contains("{job=}"),
+            "{e}"
+        );
+        let e = err(&format!("[[forward]]\nname = \"a\"\n{url}matchers = []\n"));
+        assert!(e.contains("matchers"), "{e}");
+        let e = err(&format!(
+            "[[forward]]\nname = \"a\"\n{url}max_queue_bytes = 10000\nsegment_bytes = 8000\n"
+        ));
+        assert!(e.contains("max_queue_bytes"), "{e}");
+    }
+}
