@@ -218,6 +218,7 @@ fn dashboard_in_headless_chromium() {
         "range",
         "phone",
         "screenshots",
+        "token",
         "offline",
         "console",
     ] {

@@ -207,6 +207,15 @@ try {
     const d = document.getElementById('event-details');
     return !d.hidden && d.querySelector('pre')?.textContent.includes('"labels"') ? d.querySelector('h3').textContent : null;
   });
+  let older = 'no older page';
+  if (await page.isVisible('#events-more')) {
+    await page.click('#events-more');
+    const more = await until('events-older', 10000, (n) => {
+      const c = document.querySelectorAll('#events li.event').length;
+      return c > n ? c : null;
+    }, events.n);
+    older = `"Older events" extends the list to ${more}`;
+  }
   const kind = events.kinds[0];
   await page.fill('#event-kinds', kind);
   await page.click('#event-filter button[type=submit]');
@@ -214,7 +223,7 @@ try {
     const li = [...document.querySelectorAll('#events li.event')];
     return li.length > 0 && li.every((x) => x.dataset.kind === k);
   }, kind);
-  ok('events', `${events.n} events (${events.kinds.join(', ')}); details of "${details}" shown; kind filter "${kind}" applied`);
+  ok('events', `${events.n} events (${events.kinds.join(', ')}); details of "${details}" shown; ${older}; kind filter "${kind}" applied`);
 
   // Query explorer: run, draw, table, shareable hash.
   const q = 'circuit_breaker_state';
@@ -273,6 +282,19 @@ try {
   await page.screenshot({ path: join(artifacts, 'dashboard-phone-full.png'), fullPage: true });
   ok('phone', `390×844: no horizontal overflow (${overflow}px), charts redrawn to fit (${phonePts} points)`);
   ok('screenshots', `${artifacts}/dashboard-desktop.png, dashboard-phone.png (+ -full)`);
+
+  // Without the token (a fresh browser profile), the page says how to give it.
+  if (base.searchParams.has('token')) {
+    const anon = await browser.newContext();
+    const p2 = await anon.newPage();
+    await p2.goto(base.origin + '/');
+    await p2.waitForFunction(() => !document.getElementById('banner').hidden, null, { timeout: 15000 })
+      .catch(() => fail('token', 'no banner on a page opened without the read token'));
+    const text = await p2.textContent('#banner');
+    if (!text.includes('?token=')) await fail('token', `banner does not say how to pass the token: ${text}`);
+    await anon.close();
+    ok('token', `without a token the page says: "${text.slice(0, 90)}"`);
+  }
 
   if (foreign.length) await fail('offline', `requests to other origins: ${foreign.join(', ')}`);
   ok('offline', 'no request left the server\'s origin');
