@@ -406,8 +406,14 @@ impl Sender {
                         tracing::warn!(target = %cfg.name, url = %cfg.url, attempts, %reason,
                             retry_in_ms = delay.as_millis() as u64, "remote write failed; retrying");
                     }
-                    self.health
-                        .failing(&cfg.name, format!("{reason}; retrying"), now_ms);
+                    self.health.failing(
+                        &cfg.name,
+                        format!(
+                            "{reason}; retry {attempts} in {}",
+                            crate::config::duration::format_duration(delay)
+                        ),
+                        now_ms,
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = stop.changed() => return Delivery::Stopped,
