@@ -392,3 +392,73 @@ fn check_route(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(extra: &str) -> Result<NotifyConfig, String> {
+        let text = format!(
+            "[[receivers]]\nname = \"ops\"\nchannels = [{{ type = \"console\" }}]\n{extra}"
+        );
+        let mut c: NotifyConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        if !extra.contains("[route]") {
+            c.route.receiver = Some("ops".into());
+        }
+        c.validate().map(|()| c)
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected_naming_the_option() {
+        let cases = [
+            ("[route]\nreceiver = \"nobody\"", "notify.route.receiver"),
+            (
+                "[route]\nreceiver = \"ops\"\n[[route.routes]]\nmatchers = ['sev=~\"(\"']",
+                "notify.route.routes[0].matchers",
+            ),
+            (
+                "[route]\nreceiver = \"ops\"\nescalation = \"x\"",
+                "unknown escalation policy \"x\"",
+            ),
+            (
+                "[[escalations]]\nname = \"x\"\nlevels = [{ after = \"5m\", receiver = \"boss\" }]",
+                "notify.escalations[0].levels[0].receiver",
+            ),
+            (
+                "[[receivers]]\nname = \"ops\"\nchannels = []",
+                "duplicate name \"ops\"",
+            ),
+            (
+                "[[receivers]]\nname = \"hook\"\nchannels = [{ type = \"webhook\", url = \"ftp://x\" }]",
+                "notify.receivers[1] (\"hook\").channels[0]: webhook channel: url",
+            ),
+            (
+                "[[inhibit_rules]]\nsource_matchers = ['a=']\ntarget_matchers = ['b']",
+                "notify.inhibit_rules[0].target_matchers",
+            ),
+            ("[retry]\nmax_attempts = 0", "notify.retry.max_attempts"),
+            (
+                "[[receivers]]\nname = \"x\"\nchannels = [{ type = \"pager\" }]",
+                "pager",
+            ),
+        ];
+        for (extra, want) in cases {
+            let e = check(extra).unwrap_err();
+            assert!(e.contains(want), "{extra}\n→ {e}\n(wanted {want:?})");
+        }
+    }
+
+    #[test]
+    fn child_routes_parse_with_inherited_fields_unset() {
+        let c = check(
+            "[route]\nreceiver = \"ops\"\ngroup_by = [\"...\"]\n[[route.routes]]\nmatchers = ['severity=\"critical\"']\ncontinue = true\ngroup_wait = \"10s\"",
+        )
+        .unwrap();
+        let child = &c.route.routes[0];
+        assert_eq!(child.receiver, None);
+        assert_eq!(child.group_by, None);
+        assert!(child.continue_);
+        assert_eq!(child.group_wait, Some(Duration::from_secs(10)));
+        assert_eq!(c.route.group_by.as_deref(), Some(&["...".to_string()][..]));
+    }
+}
