@@ -223,7 +223,25 @@ try {
     const li = [...document.querySelectorAll('#events li.event')];
     return li.length > 0 && li.every((x) => x.dataset.kind === k);
   }, kind);
-  ok('events', `${events.n} events (${events.kinds.join(', ')}); details of "${details}" shown; ${older}; kind filter "${kind}" applied`);
+  // Label filter: take the component of the first listed event.
+  const comp = await page.evaluate(() => /component=(\S+)/.exec(document.querySelector('#events li.event .mono')?.textContent || '')?.[1]);
+  if (!comp) await fail('event-labels', 'the listed events carry no component label');
+  await page.fill('#event-labels', `component="${comp}"`);
+  await page.click('#event-filter button[type=submit]');
+  await until('event-labels', 10000, ([k, c]) => {
+    const li = [...document.querySelectorAll('#events li.event')];
+    return li.length > 0 && li.every((x) => x.dataset.kind === k && x.textContent.includes(`component=${c}`));
+  }, [kind, comp]);
+  await page.fill('#event-labels', 'component=unquoted');
+  await page.click('#event-filter button[type=submit]');
+  const badFilter = await until('event-labels-bad', 5000, () => {
+    const n = document.getElementById('events-note');
+    return !n.hidden && /bad label filter/.test(n.textContent) ? n.textContent : null;
+  });
+  await page.fill('#event-labels', '');
+  await page.fill('#event-kinds', '');
+  await page.click('#event-filter button[type=submit]');
+  ok('events', `${events.n} events (${events.kinds.join(', ')}); details of "${details}" shown; ${older}; kind filter "${kind}" and label filter component="${comp}" applied; a bad filter says "${badFilter.slice(0, 50)}"`);
 
   // Query explorer: run, draw, table, shareable hash.
   const q = 'circuit_breaker_state';
