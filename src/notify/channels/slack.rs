@@ -42,8 +42,9 @@ pub const COLOR_RESOLVED: &str = "#2eb886";
 /// Longest Slack answer quoted in an error.
 const MAX_ERROR_BODY: usize = 512;
 
-/// `type = "slack"` in `[[notify.receivers.channels]]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `type = "slack"` in `[[notify.receivers.channels]]`. `Debug` hides the
+/// webhook URL (a secret).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackChannelConfig {
     /// The incoming-webhook URL (`https://hooks.slack.com/services/...`).
@@ -76,6 +77,21 @@ pub struct SlackChannelConfig {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+impl std::fmt::Debug for SlackChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackChannelConfig")
+            .field("url", &self.url.as_ref().map(|_| "<secret>"))
+            .field("url_file", &self.url_file)
+            .field("channel", &self.channel)
+            .field("username", &self.username)
+            .field("icon_emoji", &self.icon_emoji)
+            .field("title_template", &self.title_template)
+            .field("text_template", &self.text_template)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl SlackChannelConfig {
@@ -455,6 +471,13 @@ mod tests {
             "*[RESOLVED] Disk*\n*Labels:* `alertname=Disk`\n\
              *Started:* 2026-11-27T07:00:00.000Z\n*Ended:* 2026-11-27T07:10:00.000Z"
         );
+    }
+
+    #[test]
+    fn debug_hides_the_webhook_url() {
+        let c = SlackChannelConfig::with_url("https://hooks.slack.com/services/T/B/SECRET");
+        let d = format!("{c:?}");
+        assert!(!d.contains("SECRET") && d.contains("<secret>"), "{d}");
     }
 
     #[test]

@@ -45,8 +45,9 @@ pub enum EmailTls {
     Tls,
 }
 
-/// `type = "email"` in `[[notify.receivers.channels]]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `type = "email"` in `[[notify.receivers.channels]]`. `Debug` hides the
+/// password.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailChannelConfig {
     /// The SMTP server, `host:port`.
@@ -88,6 +89,25 @@ pub struct EmailChannelConfig {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+impl std::fmt::Debug for EmailChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailChannelConfig")
+            .field("smarthost", &self.smarthost)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<secret>"))
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
+            .field("hello", &self.hello)
+            .field("subject_template", &self.subject_template)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl EmailChannelConfig {
@@ -407,6 +427,55 @@ mod tests {
         assert!(
             check(&|c| c.subject_template = Some("{{ .X }}".into())).contains("subject_template")
         );
+    }
+
+    #[test]
+    fn config_file_errors_name_receiver_channel_and_option() {
+        let toml = r#"
+[[notify.receivers]]
+name = "ops"
+channels = [
+  { type = "slack", url = "https://hooks.example/x" },
+  { type = "email", smarthost = "smtp.example.com", from = "a@b", to = ["c@d"] },
+]
+[notify.route]
+receiver = "ops"
+"#;
+        let e = crate::config::Config::from_toml(toml, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("notify.receivers[0] (\"ops\").channels[1]") && e.contains("smarthost"),
+            "{e}"
+        );
+        let e = crate::config::Config::from_toml(
+            &toml.replace(
+                "smtp.example.com",
+                "smtp.example.com:25\", tls = \"sometimes",
+            ),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sometimes"), "{e}");
+        let ok = toml.replace("smtp.example.com", "smtp.example.com:25");
+        let cfg = crate::config::Config::from_toml(&ok, "t.toml").unwrap();
+        let crate::notify::config::ChannelConfig::Email(email) =
+            &cfg.notify.receivers[0].channels[1]
+        else {
+            panic!("email channel expected")
+        };
+        assert_eq!(email.tls, EmailTls::Starttls, "STARTTLS is the default");
+        assert_eq!(email.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let mut c = cfg();
+        c.username = Some("u".into());
+        c.password = Some("hunter2".into());
+        let d = format!("{c:?}");
+        assert!(!d.contains("hunter2") && d.contains("<secret>"), "{d}");
     }
 
     #[test]
