@@ -8,6 +8,7 @@
 //! Invariants:
 //! - [`render`] is a pure function of the configuration and the
 //!   notification: what a test captures is what [`render`] returns.
+//! - The title is at most [`MAX_TITLE_CHARS`] characters.
 //! - Text taken from alerts is escaped for Slack (`&`, `<`, `>`), so a
 //!   label value cannot inject a link or a mention; user templates are
 //!   trusted and not escaped.
@@ -41,6 +42,22 @@ pub const COLOR_RESOLVED: &str = "#2eb886";
 
 /// Longest Slack answer quoted in an error.
 const MAX_ERROR_BODY: usize = 512;
+
+/// Slack shows at most this many characters of an attachment title;
+/// longer titles are cut with `…` (as Alertmanager does).
+pub const MAX_TITLE_CHARS: usize = 1024;
+
+/// `s` cut to `max` characters, the last one `…` when cut.
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some(_) => {
+            let mut out: String = s.chars().take(max - 1).collect();
+            out.push('…');
+            out
+        }
+    }
+}
 
 /// `type = "slack"` in `[[notify.receivers.channels]]`. `Debug` hides the
 /// webhook URL (a secret).
@@ -256,6 +273,7 @@ pub fn render(msg: &SlackMessage, n: &Notification) -> Value {
         Some(t) => t.expand(n),
         None => default_title(n),
     };
+    let title = truncate_chars(&title, MAX_TITLE_CHARS);
     let text = match &msg.text {
         Some(t) => n
             .alerts
@@ -471,6 +489,18 @@ mod tests {
             "*[RESOLVED] Disk*\n*Labels:* `alertname=Disk`\n\
              *Started:* 2026-11-27T07:00:00.000Z\n*Ended:* 2026-11-27T07:10:00.000Z"
         );
+    }
+
+    #[test]
+    fn long_titles_are_cut_to_slacks_limit() {
+        let mut n = checkout(NotifyStatus::Firing);
+        n.group_labels.insert("service".into(), "é".repeat(2000));
+        let v = render(&SlackMessage::default(), &n);
+        let title = v["attachments"][0]["title"].as_str().unwrap();
+        assert_eq!(title.chars().count(), MAX_TITLE_CHARS);
+        assert!(title.starts_with("[FIRING:2] HighErrorRate éé") && title.ends_with("é…"));
+        assert_eq!(truncate_chars("abc", 3), "abc");
+        assert_eq!(truncate_chars("abcd", 3), "ab…");
     }
 
     #[test]
