@@ -4,7 +4,8 @@
 //! - Results are ordered by `(ts_ms, seq)` descending and a page holds the
 //!   first `limit` matching events strictly below the cursor, so pages
 //!   never overlap and never skip.
-//! - A sealed file is skipped when its time range or kinds cannot match;
+//! - A sealed file is skipped when its time range or kinds cannot match,
+//!   and so is a block (its time range, its kind mask);
 //!   blocks are read in descending order of their newest event, and reading
 //!   stops once the page (plus one, to know whether more exist) is full and
 //!   the next block is entirely older than the page's oldest event.
@@ -12,7 +13,7 @@
 use std::sync::Arc;
 
 use super::codec::Stored;
-use super::sealed::{self, SealedMeta};
+use super::sealed::{self, SealedMeta, kind_bit};
 use super::{Cursor, Damage, EventPage, EventQuery};
 
 /// The newest time a result may have.
@@ -55,11 +56,18 @@ pub(crate) fn run(
     let mut blocks: Vec<(i64, &SealedMeta, usize)> = Vec::new();
     if q.start_ms <= upper {
         for m in files {
-            if m.max_ts < q.start_ms || m.min_ts > upper || !m.kinds.iter().any(|k| kind_ok(q, k)) {
+            // Bits of the wanted kinds among this file's kinds.
+            let wanted = m
+                .kinds
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| kind_ok(q, k))
+                .fold(0u64, |acc, (i, _)| acc | kind_bit(i, m.kinds.len()));
+            if m.max_ts < q.start_ms || m.min_ts > upper || wanted == 0 {
                 continue;
             }
             for (i, b) in m.blocks.iter().enumerate() {
-                if b.max_ts >= q.start_ms && b.min_ts <= upper {
+                if b.max_ts >= q.start_ms && b.min_ts <= upper && b.kinds & wanted != 0 {
                     blocks.push((b.max_ts, m, i));
                 }
             }

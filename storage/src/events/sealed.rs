@@ -7,7 +7,9 @@
 //!          of (u32 len ‖ record)*
 //! footer   window i64 ‖ generation u32 ‖ count u64 ‖ min_ts i64 ‖ max_ts i64
 //!          ‖ max_seq u64 ‖ kinds u32 ‖ (u16 len ‖ kind)* ‖ blocks u32 ‖
-//!          (offset u64 ‖ count u32 ‖ min_ts i64 ‖ max_ts i64)*
+//!          (offset u64 ‖ count u32 ‖ min_ts i64 ‖ max_ts i64 ‖ kinds u64)*
+//!          where a block's `kinds` has bit i set when it holds the file's
+//!          i-th kind (all bits when the file has more than 64 kinds)
 //! trailer  footer_len u32 ‖ crc u32 (of footer_len ‖ footer) ‖ "TMEZ"
 //! ```
 //!
@@ -38,6 +40,18 @@ pub(crate) struct BlockMeta {
     pub(crate) count: u32,
     pub(crate) min_ts: i64,
     pub(crate) max_ts: i64,
+    /// Bit i: holds `kinds[i]` of the file (see [`kind_bit`]).
+    pub(crate) kinds: u64,
+}
+
+/// The mask bit of the file's `index`-th kind; every bit when the file has
+/// more kinds than a mask can tell apart.
+pub(crate) fn kind_bit(index: usize, file_kinds: usize) -> u64 {
+    if file_kinds > 64 {
+        u64::MAX
+    } else {
+        1 << index
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -74,8 +88,13 @@ pub(crate) fn write(
     let mut blocks = Vec::new();
     let mut body = Vec::new();
     let mut start = 0;
+    let mut mask = 0u64;
     for i in 0..sorted.len() {
         codec::encode_in_block(sorted[i], &mut body);
+        let k = kinds
+            .binary_search(&sorted[i].event.kind)
+            .expect("kind listed");
+        mask |= kind_bit(k, kinds.len());
         if body.len() >= opts.block_bytes || i + 1 == sorted.len() {
             let compressed =
                 zstd::bulk::compress(&body, opts.zstd_level).map_err(|e| EventError::Io {
@@ -90,9 +109,11 @@ pub(crate) fn write(
                 count: (i + 1 - start) as u32,
                 min_ts: sorted[start].event.ts_ms,
                 max_ts: sorted[i].event.ts_ms,
+                kinds: mask,
             });
             codec::put_frame(&mut out, &payload);
             body.clear();
+            mask = 0;
             start = i + 1;
         }
     }
@@ -145,6 +166,7 @@ fn encode_footer(m: &SealedMeta) -> Vec<u8> {
         f.extend_from_slice(&b.count.to_le_bytes());
         f.extend_from_slice(&b.min_ts.to_le_bytes());
         f.extend_from_slice(&b.max_ts.to_le_bytes());
+        f.extend_from_slice(&b.kinds.to_le_bytes());
     }
     f
 }
@@ -192,6 +214,7 @@ fn decode_footer(bytes: &[u8], path: &Path, file_len: u64) -> Option<SealedMeta>
             count: c.u32()?,
             min_ts: c.i64()?,
             max_ts: c.i64()?,
+            kinds: c.u64()?,
         });
     }
     c.0.is_empty().then_some(SealedMeta {
@@ -322,6 +345,8 @@ fn add_block(meta: &mut SealedMeta, offset: u64, events: &[Stored]) {
         count: events.len() as u32,
         min_ts: first.event.ts_ms,
         max_ts: first.event.ts_ms,
+        // A rebuilt index does not know the file's kind order.
+        kinds: u64::MAX,
     };
     for s in events {
         b.min_ts = b.min_ts.min(s.event.ts_ms);
