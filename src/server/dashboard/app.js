@@ -186,7 +186,7 @@ async function refreshSilences() {
   }
   const live = state.silences.filter((s) => s.status?.state !== 'expired');
   $('silence-count').textContent = live.length ? String(live.length) : '';
-  $('silences').replaceChildren(...live.map((s) => {
+  const rows = live.map((s) => {
     const li = h('li', `row silence ${s.status?.state ?? ''}`);
     li.dataset.id = s.id;
     li.dataset.state = s.status?.state ?? '';
@@ -202,7 +202,9 @@ async function refreshSilences() {
     });
     li.append(b);
     return li;
-  }));
+  });
+  const empty = state.silencesAvailable ? 'No active or pending silences.' : '';
+  $('silences').replaceChildren(...(rows.length || !empty ? rows : [h('li', 'muted', empty)]));
 }
 
 async function refreshAlerts() {
