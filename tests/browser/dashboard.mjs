@@ -63,7 +63,8 @@ async function until(name, ms, fn, arg) {
   }
 }
 
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+// As root in a container: no user-namespace sandbox, and /dev/shm may be tiny.
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 try {
   const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   page = await context.newPage();
