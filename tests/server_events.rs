@@ -357,3 +357,62 @@ fn events_live_under_the_data_dir() {
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(!files.is_empty(), "no segment in {}", dir.display());
 }
+
+#[test]
+fn events_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |rt: &tokio::runtime::Runtime| {
+        let mut cfg = tidemark::config::Config::default();
+        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.storage.data_dir = dir.path().to_path_buf();
+        let db = std::sync::Arc::new(
+            tidemark_storage::Db::open(dir.path(), tidemark_storage::Options::default()).unwrap(),
+        );
+        (
+            rt.block_on(tidemark::server::start(db.clone(), cfg))
+                .unwrap(),
+            db,
+        )
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (running, db) = start(&rt);
+    // One event in a closed day two days ago (sealed at the next open, kept
+    // by the 90 d retention), one now.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = json!([
+        {"time": now_s - 2 * 86_400, "kind": "deploy", "labels": {"component": "db"}},
+        {"kind": "recovery_started", "labels": {"component": "db"}},
+    ]);
+    let r = post(
+        running.addr,
+        "/api/v1/events",
+        &[JSON],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    rt.block_on(running.shutdown()).unwrap();
+    drop(db);
+
+    let (running, db) = start(&rt);
+    let r = get(running.addr, "/api/v1/events");
+    assert_eq!(r.status, 200);
+    let events = r.json()["data"]["events"].as_array().unwrap().clone();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["recovery_started", "deploy"]);
+    let sealed = std::fs::read_dir(dir.path().join("events"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "evz")
+        })
+        .count();
+    assert!(sealed >= 1, "the closed day was sealed at open");
+    rt.block_on(running.shutdown()).unwrap();
+    drop(db);
+}
