@@ -182,6 +182,23 @@ impl<'a> DbSource<'a> {
     }
 }
 
+/// The storage matchers of a series selector such as
+/// `{__name__=~"recovery_.*"}` (configuration: retention overrides).
+///
+/// # Errors
+/// The text is not a valid selector; the message says why.
+pub fn selector_matchers(selector: &str) -> Result<Vec<Matcher>, String> {
+    match tidemark_query::parse(selector) {
+        Ok(tidemark_query::ast::Expr::VectorSelector(sel)) => sel
+            .matchers
+            .iter()
+            .map(|m| to_storage(m).map_err(|e| e.to_string()))
+            .collect(),
+        Ok(_) => Err(format!("{selector:?} is not a series selector")),
+        Err(e) => Err(format!("invalid selector {selector:?}: {e}")),
+    }
+}
+
 fn to_storage(m: &LabelMatcher) -> Result<Matcher, SourceError> {
     let op = match m.op {
         MatchOp::Equal => tidemark_storage::MatchOp::Equal,

@@ -9,6 +9,7 @@
 //!   back to a default.
 
 pub mod duration;
+pub mod size;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -123,6 +124,23 @@ pub struct StorageConfig {
     pub compact_interval: Duration,
     /// `[[storage.tiers]]`: rollup tiers, finest first.
     pub tiers: Vec<TierConfig>,
+    /// Raw partitions may use at most this much disk; 0 = no cap.
+    #[serde(with = "size::serde_size")]
+    pub retention_max_size: u64,
+    /// `[[storage.retention_overrides]]`: per-series raw retention.
+    pub retention_overrides: Vec<RetentionOverrideConfig>,
+}
+
+/// One `[[storage.retention_overrides]]` entry: series `match` selects
+/// keep their raw samples for `retention` instead of `storage.retention`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionOverrideConfig {
+    /// A series selector, e.g. `{__name__=~"recovery_.*"}`.
+    #[serde(rename = "match")]
+    pub selector: String,
+    #[serde(with = "serde_duration")]
+    pub retention: Duration,
 }
 
 /// One `[[storage.tiers]]` entry: a downsampling tier.
@@ -217,6 +235,8 @@ impl Default for StorageConfig {
                 TierConfig::new("1m", 60, 90),
                 TierConfig::new("1h", 3600, 5 * 365),
             ],
+            retention_max_size: 0,
+            retention_overrides: Vec::new(),
         }
     }
 }
@@ -266,6 +286,16 @@ impl Config {
         }
         if self.storage.retention.is_zero() {
             return bad("storage.retention must be positive".into());
+        }
+        for (i, o) in self.storage.retention_overrides.iter().enumerate() {
+            if let Err(e) = crate::source::selector_matchers(&o.selector) {
+                return bad(format!("storage.retention_overrides[{i}].match: {e}"));
+            }
+            if o.retention.is_zero() {
+                return bad(format!(
+                    "storage.retention_overrides[{i}].retention must be positive"
+                ));
+            }
         }
         if self.server.max_body_bytes == 0 || self.server.max_decompressed_bytes == 0 {
             return bad("server.max_body_bytes and max_decompressed_bytes must be positive".into());
@@ -317,6 +347,18 @@ impl Config {
                 })
                 .collect(),
             retention: Some(s.retention),
+            retention_max_bytes: (s.retention_max_size > 0).then_some(s.retention_max_size),
+            // Selectors were checked by `validate`.
+            retention_overrides: s
+                .retention_overrides
+                .iter()
+                .filter_map(|o| {
+                    Some(tidemark_storage::RetentionOverride {
+                        matchers: crate::source::selector_matchers(&o.selector).ok()?,
+                        retention: o.retention,
+                    })
+                })
+                .collect(),
             ..tidemark_storage::Options::default()
         }
     }
@@ -344,6 +386,34 @@ mod tests {
         assert!(e.to_string().contains("sometimes"), "{e}");
         let e = Config::from_toml("[storage]\npartition = \"1s\"\n", "t.toml").unwrap_err();
         assert!(e.to_string().contains("storage.partition"), "{e}");
+    }
+
+    #[test]
+    fn retention_size_and_overrides_reach_the_engine() {
+        let c = Config::from_toml(
+            "[storage]\nretention_max_size = \"2GiB\"\n[[storage.retention_overrides]]\nmatch = '{__name__=~\"recovery_.*\"}'\nretention = \"90d\"\n",
+            "t",
+        )
+        .unwrap();
+        let o = c.storage_options();
+        assert_eq!(o.retention_max_bytes, Some(2 << 30));
+        assert_eq!(o.retention_overrides.len(), 1);
+        assert_eq!(
+            o.retention_overrides[0].retention,
+            Duration::from_secs(90 * 86_400)
+        );
+        let e = Config::from_toml(
+            "[[storage.retention_overrides]]\nmatch = '{__name__=~'\nretention = \"1d\"\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("storage.retention_overrides[0].match"),
+            "{e}"
+        );
+        let e = Config::from_toml("[storage]\nretention_max_size = \"5XB\"\n", "t").unwrap_err();
+        assert!(e.to_string().contains("5XB"), "{e}");
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct Options {
     /// Partitions whose window ended longer ago than this are deleted by
     /// the background thread. `None` (default) keeps everything.
     pub retention: Option<Duration>,
+    /// Raw partitions may use at most this many bytes: the oldest windows
+    /// go first (never the newest). `None` (default): no cap.
+    pub retention_max_bytes: Option<u64>,
+    /// Per-series retention chosen by label matchers, first match wins
+    /// (see `retention`). Default none.
+    pub retention_overrides: Vec<crate::retention::RetentionOverride>,
     /// Rollup tiers, finest first (see `rollup`): each built from the one
     /// before it, the first from sealed raw partitions, by the background
     /// thread after compaction. Default `TierSpec::defaults()` (1m kept
@@ -95,6 +101,8 @@ impl Default for Options {
             partition_duration: Duration::from_secs(86_400),
             compact_interval: Duration::from_secs(600),
             retention: None,
+            retention_max_bytes: None,
+            retention_overrides: Vec::new(),
             tiers: crate::rollup::TierSpec::defaults(),
             wal: WalOptions::default(),
         }
@@ -154,9 +162,11 @@ pub struct DbStats {
     /// Heap bytes of the in-memory index (labels, lookup, postings).
     pub index_memory_bytes: usize,
     pub partitions: usize,
-    /// Bytes on disk: partitions + index + WAL.
+    /// Bytes on disk: partitions + rollup tiers + index + WAL.
     pub disk_bytes: u64,
     pub partition_bytes: u64,
+    /// Bytes of all rollup tier files.
+    pub rollup_bytes: u64,
     pub index_bytes: u64,
     pub wal_bytes: u64,
     /// Corrupt chunks skipped by reads since open.
@@ -166,7 +176,7 @@ pub struct DbStats {
 pub(crate) struct Shared {
     dir: PathBuf,
     pub(crate) opts: Options,
-    index: Arc<Index>,
+    pub(crate) index: Arc<Index>,
     pub(crate) parts: Arc<Partitions>,
     pub(crate) rollups: Arc<crate::rollup::Rollups>,
     inflight: Arc<AtomicUsize>,
@@ -534,6 +544,7 @@ impl Db {
             index_memory_bytes: self.shared.index.memory_bytes(),
             partitions: self.shared.parts.len(),
             partition_bytes: self.shared.parts.disk_bytes(),
+            rollup_bytes: self.shared.rollups.disk_bytes(),
             index_bytes: self.shared.index.disk_bytes(),
             corrupt_chunks: self.shared.parts.corrupt_chunks(),
             ..Default::default()
@@ -559,7 +570,7 @@ impl Db {
                 st.wal_bytes += wal_bytes;
             }
         }
-        st.disk_bytes = st.partition_bytes + st.index_bytes + st.wal_bytes;
+        st.disk_bytes = st.partition_bytes + st.rollup_bytes + st.index_bytes + st.wal_bytes;
         st
     }
 
@@ -708,18 +719,11 @@ fn spawn_maintenance(
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64);
-                if let Some(retention) = shared.opts.retention {
-                    let before = now.saturating_sub(retention.as_millis() as i64);
-                    if let Err(e) = shared.parts.drop_before(before) {
-                        tracing::warn!(error = %e, "applying retention failed");
-                    }
-                }
+                // Compact, then roll up, then expire: raw data reaches the
+                // tiers before age-based retention may delete it.
                 let closed_before = now - shared.opts.ooo_window.as_millis() as i64;
                 if let Err(e) = shared.parts.compact(closed_before) {
                     tracing::warn!(error = %e, "background compaction failed");
-                }
-                if let Err(e) = shared.rollups.apply_retention(now) {
-                    tracing::warn!(error = %e, "applying tier retention failed");
                 }
                 match shared.rollups.run(&shared.parts, closed_before, Some(now)) {
                     Ok(r) if r.windows_built > 0 => tracing::info!(
@@ -730,6 +734,12 @@ fn spawn_maintenance(
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "background rollup failed"),
+                }
+                if let Err(e) = crate::retention::apply(&shared, now) {
+                    tracing::warn!(error = %e, "applying retention failed");
+                }
+                if let Err(e) = shared.rollups.apply_retention(now) {
+                    tracing::warn!(error = %e, "applying tier retention failed");
                 }
             }
         })

@@ -14,6 +14,7 @@ mod head;
 mod index;
 mod partition;
 mod redb_file;
+mod retention;
 pub mod rollup;
 mod shard;
 mod ticket;
@@ -27,6 +28,7 @@ pub use events::{
 };
 pub use index::MetricMetadata;
 pub use partition::PartitionInfo;
+pub use retention::{RetentionOverride, RetentionReport};
 pub use rollup::{RollupPoint, RollupReport, TierInfo, TierInspect, TierSpec};
 pub use ticket::{AppendOutcome, Ticket};
 pub use types::{Label, Labels, MatchOp, Matcher, MatcherError, Sample, SeriesId, Timestamp};

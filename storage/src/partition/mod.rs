@@ -24,6 +24,7 @@
 
 pub(crate) mod blocks;
 mod delta;
+pub(crate) mod retain;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
