@@ -50,7 +50,8 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             "chunk_bytes": chunk_bytes,
             "index_bytes": st.index_bytes,
             "wal_bytes": st.wal_bytes,
-            "bytes_per_sample": per(st.disk_bytes),
+            "rollup_bytes": st.rollup_bytes,
+            "bytes_per_sample": per(st.disk_bytes - st.rollup_bytes),
             "chunk_bytes_per_sample": per(chunk_bytes),
             "partitions": partitions,
             "tiers": tier_json(&parts, raw_file_bytes, samples, &tiers),
@@ -77,12 +78,17 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             }
         }
         println!(
-            "series {}, samples {samples}; disk {} B = partitions {} + index {} + wal {}",
-            st.series, st.disk_bytes, st.partition_bytes, st.index_bytes, st.wal_bytes
+            "series {}, samples {samples}; disk {} B = partitions {} + rollup tiers {} + index {} + wal {}",
+            st.series,
+            st.disk_bytes,
+            st.partition_bytes,
+            st.rollup_bytes,
+            st.index_bytes,
+            st.wal_bytes
         );
         println!(
-            "bytes/sample: {:.3} on disk, {:.3} in chunks alone",
-            per(st.disk_bytes),
+            "raw bytes/sample: {:.3} on disk (tiers excluded), {:.3} in chunks alone",
+            per(st.disk_bytes - st.rollup_bytes),
             per(chunk_bytes)
         );
         println!(

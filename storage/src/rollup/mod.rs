@@ -447,7 +447,7 @@ fn build(
     record.sort_unstable();
     let generation = existing.as_ref().map_or(1, |f| f.generation + 1);
     let path = tier.dir.join(format!("{target}-{generation}.tmr"));
-    let mut w = RollupWriter::create(&path, Effort::Best)?;
+    let mut w = RollupWriter::create(&path, Effort::Fast)?;
     let mut scratch = Scratch::default();
     let (mut samples, mut finer, mut out) = (Vec::<Sample>::new(), Vec::new(), Vec::new());
     let mut buf = Vec::new();
