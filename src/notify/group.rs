@@ -20,7 +20,11 @@
 //! - Escalation: a group with a policy, firing and not acknowledged for a
 //!   level's `after` (from its first firing alert) is sent to that level's
 //!   receiver once; acknowledgement stops it; both reset when the group
-//!   stops firing.
+//!   stops firing. An escalation send that fails is not retried at the
+//!   next flush (the level is already spent); retries happen within it.
+//! - Deliveries still in flight when the process stops are not recorded
+//!   in the log, so they are sent again after a restart (a duplicate
+//!   rather than a loss).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -122,7 +126,13 @@ pub struct Core {
     in_flight: HashSet<String>,
     pub(crate) state: PersistedState,
     dirty: bool,
+    /// Time of the first tick: marks of groups not rebuilt within
+    /// [`MARKS_GRACE_MS`] after a start are dropped.
+    first_tick_ms: Option<i64>,
 }
+
+/// How long after start persisted marks wait for their group to come back.
+pub const MARKS_GRACE_MS: i64 = 3_600_000;
 
 impl Core {
     pub fn new(cfg: CoreConfig, state: PersistedState) -> Self {
@@ -134,6 +144,7 @@ impl Core {
             in_flight: HashSet::new(),
             state,
             dirty: false,
+            first_tick_ms: None,
         }
     }
 
@@ -392,7 +403,24 @@ impl Core {
         if self.state.nflog.gc(now_ms) > 0 || self.state.silences.gc(now_ms) {
             self.dirty = true;
         }
+        self.gc_marks(now_ms);
         (out, history)
+    }
+
+    /// Drops acknowledgements and escalation progress of groups that did
+    /// not come back within [`MARKS_GRACE_MS`] of the first tick (their
+    /// rule was removed, or they resolved while the process was down).
+    fn gc_marks(&mut self, now_ms: i64) {
+        let first = *self.first_tick_ms.get_or_insert(now_ms);
+        if now_ms < first + MARKS_GRACE_MS {
+            return;
+        }
+        let groups = &self.groups;
+        let before = self.state.marks.len();
+        self.state.marks.retain(|k, _| groups.contains_key(k));
+        if self.state.marks.len() != before {
+            self.dirty = true;
+        }
     }
 
     fn escalate(

@@ -572,3 +572,24 @@ fn state_changes_are_recorded_for_history() {
         (EntryKind::State, Some("inactive"))
     );
 }
+
+#[test]
+fn marks_of_groups_that_do_not_come_back_are_dropped_after_the_grace_period() {
+    let mut c = core(ESCALATION);
+    c.on_alerts("g", &[firing("A", "1", T0)], T0);
+    flush(&mut c, T0 + 30 * S);
+    let id = c.groups(T0)[0].id.clone();
+    c.ack(&id, "alice", "", T0 + M).unwrap();
+    // Restart; the rule is gone, so the group never comes back.
+    let mut c = reload(&c);
+    assert!(c.state.marks.contains_key(&id));
+    flush(&mut c, T0 + 2 * M);
+    flush(&mut c, T0 + 2 * M + MARKS_GRACE_MS - 1);
+    assert!(
+        c.state.marks.contains_key(&id),
+        "dropped during the grace period"
+    );
+    flush(&mut c, T0 + 2 * M + MARKS_GRACE_MS);
+    assert!(!c.state.marks.contains_key(&id));
+    assert!(c.take_dirty());
+}
