@@ -749,7 +749,8 @@ fn remote_write_headers_basic_auth_and_retry_after() {
     assert_eq!(header("x-prometheus-remote-write-version"), Some("0.1.0"));
     assert_eq!(header("authorization"), Some("Basic dTpw"));
     let req = tidemark::ingest::remote_write::decode(&got[0].body, 1 << 20).unwrap();
-    let series: Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> = req
+    type Series = (Vec<(String, String)>, Vec<(i64, f64)>);
+    let series: Vec<Series> = req
         .timeseries
         .iter()
         .map(|ts| {

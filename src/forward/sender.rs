@@ -119,7 +119,13 @@ fn fill(
     max: usize,
 ) -> Result<(), super::queue::QueueError> {
     loop {
-        let room = max - b.samples.len();
+        // A first record larger than `max` (written under a larger
+        // `max_samples_per_send` before a restart) is taken whole.
+        let room = if b.samples.is_empty() {
+            usize::MAX
+        } else {
+            max.saturating_sub(b.samples.len())
+        };
         match r.next(q, room, &mut b.samples)? {
             Read::Record {
                 enqueued_ms,
@@ -435,4 +441,43 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::queue::QueueOptions;
+    use tidemark_storage::SeriesId;
+
+    fn queue(dir: &std::path::Path, max_record_samples: usize) -> Queue {
+        let opts = QueueOptions {
+            max_bytes: 1 << 20,
+            segment_bytes: 1 << 16,
+            max_record_samples,
+        };
+        Queue::open(dir, opts).unwrap().0
+    }
+
+    #[test]
+    fn fill_stops_at_max_and_takes_an_oversized_first_record_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples: Vec<Entry> = (0..30).map(|i| (SeriesId(1), i, 0.0)).collect();
+        // Records of 10 (as written with max_samples_per_send = 10) ...
+        let q = queue(dir.path(), 10);
+        q.append(5, &samples).unwrap();
+        let mut r = q.reader();
+        let mut b = Batch::default();
+        fill(&q, &mut r, &mut b, 25).unwrap();
+        assert_eq!(b.samples.len(), 20, "the third record does not fit");
+        assert_eq!(b.consumed, vec![(1, 10), (1, 10)]);
+        assert_eq!(b.oldest_ms, Some(5));
+        // ... read back after a restart with max_samples_per_send = 4.
+        let mut b = Batch::default();
+        fill(&q, &mut r, &mut b, 4).unwrap();
+        assert_eq!(b.samples.len(), 10);
+        assert_eq!(b.end, Some(r.position()));
+        let mut b = Batch::default();
+        fill(&q, &mut r, &mut b, 4).unwrap();
+        assert!(b.samples.is_empty() && b.end.is_none());
+    }
 }
