@@ -20,12 +20,12 @@ use tidemark::config::Config;
 
 const TOKEN: &str = "admin-secret";
 
-/// A server whose receiver `team` posts to `slack` and mails through `mail`,
-/// configured the way a user writes it.
-fn server(slack: &HttpReceiver, mail: &SmtpServer, dir: &std::path::Path) -> Server {
+/// A configuration file's text: receiver `team` posts to `slack` and mails
+/// through `mail` (password in a file under `dir`), the way a user writes it.
+fn config_toml(slack: &HttpReceiver, mail: &SmtpServer, dir: &std::path::Path) -> String {
     let pw = dir.join("smtp-password");
     std::fs::write(&pw, "mail-pass\n").unwrap();
-    let toml = format!(
+    format!(
         r##"
 [notify.route]
 receiver = "team"
@@ -53,7 +53,12 @@ timeout = "5s"
         slack_url = slack.url(),
         smtp = mail.addr,
         pw = pw.display(),
-    );
+    )
+}
+
+/// The real server with [`config_toml`]'s notifications and an admin token.
+fn server(slack: &HttpReceiver, mail: &SmtpServer, dir: &std::path::Path) -> Server {
+    let toml = config_toml(slack, mail, dir);
     let parsed = Config::from_toml(&toml, "test.toml").expect("config parses");
     Server::start(move |cfg| {
         cfg.notify = parsed.notify;
@@ -222,4 +227,73 @@ fn cli_prints_each_channel_and_fails_when_one_fails() {
     assert!(stderr.contains("nobody"), "{stderr}");
     assert_eq!(slack.requests().len(), 3);
     assert_eq!(mail.messages().len(), 3);
+}
+
+#[test]
+fn cli_sends_directly_from_a_config_file() {
+    let slack = HttpReceiver::start(&[]);
+    let mail = smtp_server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tidemark.toml");
+    std::fs::write(&file, config_toml(&slack, &mail, dir.path())).unwrap();
+    let file = file.to_str().unwrap();
+
+    let (ok, stdout, stderr) = tidemark(
+        &[
+            "notify",
+            "test",
+            "--config",
+            file,
+            "--receiver",
+            "team",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "stdout: {stdout}\nstderr: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": [
+            {"channel": "slack", "outcome": "sent", "error": null},
+            {"channel": "email", "outcome": "sent", "error": null},
+        ]})
+    );
+    let got = slack.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].json()["attachments"][0]["title"],
+        "[FIRING:1] TidemarkTestNotification none"
+    );
+    let mails = mail.messages();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].header("Subject").as_deref(),
+        Some("[FIRING:1] TidemarkTestNotification none")
+    );
+
+    let (ok, _, stderr) = tidemark(
+        &["notify", "test", "--config", file, "--receiver", "nobody"],
+        None,
+    );
+    assert!(!ok);
+    assert!(stderr.contains("nobody"), "{stderr}");
+    // A broken file is reported with its path; nothing is sent.
+    std::fs::write(dir.path().join("bad.toml"), "[notify]\nreceivers = 3\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    let (ok, _, stderr) = tidemark(
+        &[
+            "notify",
+            "test",
+            "--config",
+            bad.to_str().unwrap(),
+            "--receiver",
+            "team",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(stderr.contains("bad.toml"), "{stderr}");
+    assert_eq!(slack.requests().len(), 1);
+    assert_eq!(mail.messages().len(), 1);
 }

@@ -1,15 +1,20 @@
 //! `tidemark notify test --receiver NAME`: prove a receiver's channels work
-//! before a real incident does. With `--url` it asks a running server
-//! (`POST /api/v1/notifications/test`, admin token from `--token` or
-//! `TIDEMARK_ADMIN_TOKEN`); the server sends through its configured
-//! channels, with its secrets. It prints one line per channel (`sent` or
-//! `FAILED` with the error), or the server's JSON with `--json`.
+//! before a real incident does. By default it asks a running server
+//! (`--url`, `POST /api/v1/notifications/test`, admin token from `--token`
+//! or `TIDEMARK_ADMIN_TOKEN`), which sends through its configured channels
+//! with its secrets. With `--config FILE` it builds the receiver's channels
+//! from that configuration and sends from this process instead (the same
+//! test notification, through `Notifier::test_receiver`; no server needed).
+//! It prints one line per channel (`sent` or `FAILED` with the error), or
+//! the endpoint's JSON with `--json`.
 //!
 //! Invariant: the exit status is non-zero when any channel failed, when
 //! the receiver is unknown, or when the server cannot be asked, so the
 //! command can gate a deploy script.
 
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -41,6 +46,10 @@ pub struct TestArgs {
     /// Admin bearer token (default: the TIDEMARK_ADMIN_TOKEN environment variable).
     #[arg(long)]
     pub token: Option<String>,
+    /// Send from this process with the channels of this configuration
+    /// file instead of asking a server.
+    #[arg(long, conflicts_with_all = ["url", "token"])]
+    pub config: Option<PathBuf>,
     /// How long to wait for the server (channels may retry inside it).
     #[arg(long, value_parser = crate::config::duration::parse_duration, default_value = "2m")]
     pub timeout: Duration,
@@ -73,12 +82,15 @@ fn test(args: &TestArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let body = rt.block_on(ask_server(
-        &args.url,
-        &args.receiver,
-        token.as_deref(),
-        args.timeout,
-    ))?;
+    let body = match &args.config {
+        Some(path) => rt.block_on(send_directly(path, &args.receiver, args.timeout))?,
+        None => rt.block_on(ask_server(
+            &args.url,
+            &args.receiver,
+            token.as_deref(),
+            args.timeout,
+        ))?,
+    };
     let outcomes: Vec<ChannelOutcome> = serde_json::from_value(body["data"].clone())
         .with_context(|| format!("unexpected answer from the server: {body}"))?;
     let mut out = std::io::stdout().lock();
@@ -121,6 +133,41 @@ pub fn print_outcomes(
         }
     }
     Ok(())
+}
+
+/// Builds the notifier of the configuration at `path` (no data directory:
+/// nothing is persisted) and sends the test notification through
+/// `receiver`'s channels; answers like the endpoint.
+async fn send_directly(
+    path: &std::path::Path,
+    receiver: &str,
+    timeout: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    use crate::notify::{Notifier, history::MemoryHistory};
+    let cfg = crate::config::Config::load(path)?;
+    let now = crate::notify::time::now_ms();
+    let history = Arc::new(MemoryHistory::open(None, 100));
+    let notifier = Notifier::new(
+        &cfg.notify,
+        None,
+        &crate::health::Health::new(),
+        history,
+        now,
+    )
+    .with_context(|| format!("setting up the channels of {}", path.display()))?;
+    let results = tokio::time::timeout(timeout, notifier.test_receiver(receiver, now))
+        .await
+        .context("channels did not answer within --timeout")?
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let data: Vec<ChannelOutcome> = results
+        .into_iter()
+        .map(|(channel, error)| ChannelOutcome {
+            channel: channel.to_string(),
+            outcome: if error.is_none() { "sent" } else { "failed" }.to_string(),
+            error,
+        })
+        .collect();
+    Ok(serde_json::json!({ "status": "success", "data": data }))
 }
 
 /// POSTs `{"receiver": name}` and returns the JSON answer when it is a
