@@ -6,11 +6,19 @@
 mod common;
 
 use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Server, get, post};
 use serde_json::{Value, json};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
+/// Retention long enough for the fixed times below (2026-01 and 1970).
+const LONG: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// The server with a retention that accepts the tests' fixed times.
+fn start() -> Server {
+    Server::start(|c| c.events.retention = LONG)
+}
 
 /// Percent-encodes a query parameter value.
 fn enc(s: &str) -> String {
@@ -77,15 +85,15 @@ fn ns(events: &[Value]) -> Vec<i64> {
 
 #[test]
 fn mixed_batch_stores_the_good_events_and_names_the_bad() {
-    let s = Server::start(|_| {});
+    let s = start();
     let batch = json!([
-        {"time": "2026-11-27T07:14:12.345Z", "kind": "recovery_failed",
+        {"time": "2026-01-02T03:04:05.678Z", "kind": "recovery_failed",
          "labels": {"component": "db"}, "fields": {"attempt": 3, "reason": "timeout"}},
-        {"time": 1_795_763_000, "kind": "bad-kind", "labels": {"component": "db"}},
-        {"time": 1_795_763_000, "kind": "deploy", "labels": {"bad name": "x"}},
+        {"time": 1_767_323_000, "kind": "bad-kind", "labels": {"component": "db"}},
+        {"time": 1_767_323_000, "kind": "deploy", "labels": {"bad name": "x"}},
         {"time": "next tuesday", "kind": "deploy"},
         {"kind": "deploy", "labels": {"component": "api"}},
-        {"time": 1_795_763_001.5, "kind": "circuit_breaker", "labels": {"component": "db"},
+        {"time": 1_767_323_001.5, "kind": "circuit_breaker", "labels": {"component": "db"},
          "fields": {"state": "open"}},
     ]);
     let r = post_events(&s, &batch);
@@ -140,10 +148,10 @@ fn mixed_batch_stores_the_good_events_and_names_the_bad() {
     assert_eq!(events[0]["fields"], json!({}));
     assert_eq!(
         events[1],
-        json!({"time": "2026-11-27T07:14:12.345Z", "kind": "recovery_failed",
+        json!({"time": "2026-01-02T03:04:05.678Z", "kind": "recovery_failed",
                "labels": {"component": "db"}, "fields": {"attempt": 3, "reason": "timeout"}})
     );
-    assert_eq!(events[2]["time"], "2026-11-27T07:03:21.500Z");
+    assert_eq!(events[2]["time"], "2026-01-02T03:03:21.500Z");
 
     // A batch of only good events is a 204; an empty one too.
     let r = post_events(&s, &json!([{"time": 1, "kind": "deploy"}]));
@@ -154,7 +162,7 @@ fn mixed_batch_stores_the_good_events_and_names_the_bad() {
 
 #[test]
 fn bodies_that_are_not_arrays_of_events_are_rejected_whole() {
-    let s = Server::start(|_| {});
+    let s = start();
     for (body, want) in [
         (&b"{\"kind\":\"deploy\"}"[..], "body must be a JSON array"),
         (&b"[{\"kind\": "[..], "invalid JSON body"),
@@ -189,7 +197,7 @@ fn load(s: &Server) -> Vec<Value> {
     let comps = ["db", "cache", "api"];
     let events: Vec<Value> = (0..40)
         .map(|n| {
-            json!({"time": 1_795_700_000 + (n / 2) * 60, "kind": kinds[n % 4],
+            json!({"time": 1_767_300_000 + (n / 2) * 60, "kind": kinds[n % 4],
                    "labels": {"component": comps[n % 3]}, "fields": {"n": n}})
         })
         .collect();
@@ -219,7 +227,7 @@ fn expect(events: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<i64> {
 
 #[test]
 fn filters_and_pagination() {
-    let s = Server::start(|_| {});
+    let s = start();
     let events = load(&s);
 
     // Everything, three per page: each event exactly once, newest first, ties
@@ -252,14 +260,14 @@ fn filters_and_pagination() {
     );
 
     // start/end are inclusive; RFC 3339 and Unix seconds both work.
-    let (start, end) = (1_795_700_000 + 3 * 60, 1_795_700_000 + 7 * 60);
+    let (start, end) = (1_767_300_000 + 3 * 60, 1_767_300_000 + 7 * 60);
     let in_range = |e: &Value| (start..=end).contains(&e["time"].as_i64().unwrap());
     let got = ns(&all_pages(&s, &format!("start={start}&end={end}"), 100));
     assert_eq!(got, expect(&events, in_range));
     assert_eq!(got.len(), 10);
     let got = ns(&all_pages(
         &s,
-        &format!("start={}&end={}", enc("2026-11-26T13:36:20Z"), end),
+        &format!("start={}&end={}", enc("2026-01-01T20:43:00Z"), end),
         100,
     ));
     assert_eq!(got, expect(&events, in_range));
@@ -277,7 +285,7 @@ fn filters_and_pagination() {
 
 #[test]
 fn bad_parameters_name_the_parameter() {
-    let s = Server::start(|_| {});
+    let s = start();
     for (q, want) in [
         ("limit=0", "\"limit\""),
         ("limit=1001", "\"limit\""),
@@ -304,6 +312,7 @@ fn bad_parameters_name_the_parameter() {
 #[test]
 fn tokens_and_body_limit() {
     let s = Server::start(|c| {
+        c.events.retention = LONG;
         c.auth.write_token = Some("w".into());
         c.auth.read_token = Some("r".into());
         c.server.max_body_bytes = 4096;
@@ -348,7 +357,7 @@ fn tokens_and_body_limit() {
 
 #[test]
 fn events_live_under_the_data_dir() {
-    let s = Server::start(|_| {});
+    let s = start();
     assert_eq!(
         post_events(&s, &json!([{"time": 5, "kind": "deploy"}])).status,
         204
@@ -415,4 +424,41 @@ fn events_survive_a_restart() {
     assert!(sealed >= 1, "the closed day was sealed at open");
     rt.block_on(running.shutdown()).unwrap();
     drop(db);
+}
+
+#[test]
+fn times_outside_retention_or_far_ahead_are_rejected_alone() {
+    let s = Server::start(|_| {}); // default retention: 90 d
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = json!([
+        {"time": now - 100 * 86_400, "kind": "deploy"},
+        {"time": now + 2 * 86_400, "kind": "deploy"},
+        {"time": now - 89 * 86_400, "kind": "deploy"},
+    ]);
+    let r = post_events(&s, &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let data = r.json()["data"].clone();
+    assert_eq!(
+        (data["accepted"].as_u64(), data["rejected"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let errors = data["errors"].as_array().unwrap();
+    assert_eq!(errors[0]["index"], 0);
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("older than the events retention")
+    );
+    assert_eq!(errors[1]["index"], 1);
+    assert!(
+        errors[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ahead of the server's clock")
+    );
+    assert_eq!(query(&s, "")["events"].as_array().unwrap().len(), 1);
 }

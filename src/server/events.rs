@@ -85,9 +85,23 @@ pub(super) fn start_maintenance(log: Arc<EventLog>) -> tokio::task::JoinHandle<(
     })
 }
 
+/// How far ahead of the server's clock an event's time may be.
+pub const MAX_FUTURE_MS: i64 = 86_400_000;
+
+/// The times `POST` accepts at `now_ms`: not older than the retention
+/// (retention would delete them at once), at most [`MAX_FUTURE_MS`] ahead
+/// (a far-future time is a unit mistake, and would hold a segment open).
+pub fn accepted_times(now_ms: i64, retention_ms: i64) -> (i64, i64) {
+    (
+        now_ms.saturating_sub(retention_ms),
+        now_ms.saturating_add(MAX_FUTURE_MS),
+    )
+}
+
 /// Checks one JSON event and builds it, or says which field is wrong.
-/// `now_ms` is the time of events that give none.
-pub fn parse_event(v: &Value, now_ms: i64) -> Result<Event, String> {
+/// `now_ms` is the time of events that give none; times outside `window`
+/// (from [`accepted_times`]) are rejected.
+pub fn parse_event(v: &Value, now_ms: i64, window: (i64, i64)) -> Result<Event, String> {
     let Value::Object(obj) = v else {
         return Err(format!("expected a JSON object, got {}", type_name(v)));
     };
@@ -103,6 +117,19 @@ pub fn parse_event(v: &Value, now_ms: i64) -> Result<Event, String> {
         None | Some(Value::Null) => now_ms,
         Some(t) => parse_event_time(t)?,
     };
+    if ts_ms < window.0 {
+        return Err(format!(
+            "time: {} is older than the events retention (before {})",
+            format_rfc3339_ms(ts_ms),
+            format_rfc3339_ms(window.0)
+        ));
+    }
+    if ts_ms > window.1 {
+        return Err(format!(
+            "time: {} is more than 1d ahead of the server's clock",
+            format_rfc3339_ms(ts_ms)
+        ));
+    }
     let kind = match obj.get("kind") {
         Some(Value::String(k)) if valid_label_name(k) => k.clone(),
         Some(Value::String(k)) => {
@@ -237,8 +264,10 @@ fn ingest(st: &AppState, body: &[u8], now_ms: i64) -> Result<Response, ApiError>
     let mut errors: Vec<(usize, String)> = Vec::new();
     let mut accepted: Vec<Event> = Vec::with_capacity(total);
     let mut index_of: Vec<usize> = Vec::with_capacity(total);
+    let retention_ms = st.cfg.events.retention.as_millis().min(i64::MAX as u128) as i64;
+    let window = accepted_times(now_ms, retention_ms);
     for (i, item) in items.iter().enumerate() {
-        match parse_event(item, now_ms) {
+        match parse_event(item, now_ms, window) {
             Ok(e) => {
                 accepted.push(e);
                 index_of.push(i);
@@ -426,7 +455,7 @@ mod tests {
     const NOW: i64 = 1_795_763_652_345;
 
     fn parse(v: Value) -> Result<Event, String> {
-        parse_event(&v, NOW)
+        parse_event(&v, NOW, (0, NOW + MAX_FUTURE_MS))
     }
 
     #[test]
@@ -491,6 +520,14 @@ mod tests {
                 "fields: expected an object",
             ),
             (json!({"kind": "k", "tags": {}}), "unknown field \"tags\""),
+            (
+                json!({"kind": "k", "time": -1}),
+                "older than the events retention",
+            ),
+            (
+                json!({"kind": "k", "time": (NOW + MAX_FUTURE_MS + 1) as f64 / 1000.0}),
+                "more than 1d ahead",
+            ),
         ];
         for (v, want) in cases {
             let err = parse(v.clone()).unwrap_err();
