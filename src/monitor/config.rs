@@ -33,7 +33,7 @@ impl Default for MonitorConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(15),
-            max_components: 1000,
+            max_components: 256,
             memory_limit_bytes: 0,
             demo: false,
             demo_seed: 1,

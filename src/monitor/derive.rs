@@ -27,7 +27,11 @@
 //!   histogram (it answers "how long does recovering take").
 //! - The hdrhistogram (exact quantiles, 3 significant digits, 1 µs .. 1 h,
 //!   longer durations clamped to 1 h) covers this process's lifetime only;
-//!   the Prometheus buckets are what survives restarts.
+//!   the Prometheus buckets are what survives restarts. It is allocated at
+//!   a component's first recovery duration and grows with the longest one
+//!   (u32 counts: ~60 KiB when recoveries stay under 10 s, at most ~92 KiB
+//!   at 1 h), so components that only report errors cost a few hundred
+//!   bytes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,7 +97,7 @@ impl Buckets {
 }
 
 /// A component's derived state.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ComponentState {
     /// `errors_total` by kind.
     pub errors: BTreeMap<String, u64>,
@@ -106,23 +110,7 @@ pub struct ComponentState {
     pub breaker: Option<BreakerState>,
     /// `fallbacks_total`, once any fallback was used.
     pub fallbacks: Option<u64>,
-    hdr: Histogram<u64>,
-}
-
-impl Default for ComponentState {
-    fn default() -> Self {
-        Self {
-            errors: BTreeMap::new(),
-            started: None,
-            outcomes: None,
-            durations: Buckets::default(),
-            consecutive_failures: 0,
-            breaker: None,
-            fallbacks: None,
-            hdr: Histogram::new_with_bounds(1, HDR_MAX_MICROS, 3)
-                .expect("static hdrhistogram bounds are valid"),
-        }
-    }
+    hdr: Option<Histogram<u32>>,
 }
 
 impl ComponentState {
@@ -161,16 +149,23 @@ impl ComponentState {
     fn observe(&mut self, d: Duration) {
         self.durations.observe(d.as_secs_f64());
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.hdr.saturating_record(micros.clamp(1, HDR_MAX_MICROS));
+        let hdr = self.hdr.get_or_insert_with(|| {
+            // Auto-resizing: grows to the longest duration recorded.
+            Histogram::new(3).expect("3 significant digits are valid")
+        });
+        let v = micros.clamp(1, HDR_MAX_MICROS);
+        // `record` resizes (it fails only if the counts array could not be
+        // addressed, impossible below 1 h); `saturating_record` never does.
+        if hdr.record(v).is_err() {
+            hdr.saturating_record(v);
+        }
     }
 
     /// Exact quantiles (seconds) of the durations seen by this process, in
     /// [`QUANTILES`] order; `None` before the first one.
     pub fn quantiles(&self) -> Option<[f64; QUANTILES.len()]> {
-        if self.hdr.is_empty() {
-            return None;
-        }
-        Some(QUANTILES.map(|q| self.hdr.value_at_quantile(q) as f64 / 1e6))
+        let hdr = self.hdr.as_ref().filter(|h| !h.is_empty())?;
+        Some(QUANTILES.map(|q| hdr.value_at_quantile(q) as f64 / 1e6))
     }
 
     /// Every series of this component and its current value.
@@ -385,6 +380,21 @@ mod tests {
         for (got, want) in q.iter().zip([0.5, 0.9, 0.99, 0.999]) {
             assert!((got - want).abs() <= want * 1e-3, "{got} vs {want}");
         }
+        // Memory stays bounded: durations up to an hour (and clamped
+        // beyond) keep the counts array under 24k entries (~92 KiB).
+        st.apply(&ok(10 * 3_600_000));
+        let hdr = st.hdr.as_ref().unwrap();
+        assert!(
+            hdr.distinct_values() <= 24 * 1024,
+            "{}",
+            hdr.distinct_values()
+        );
+        // 1,001 values now: the median is the 501st, 0.501 s; the clamped
+        // 10 h one is reported as (about) the 1 h limit.
+        let q = st.quantiles().unwrap();
+        assert!((q[0] - 0.501).abs() <= 0.501e-3, "{q:?}");
+        let max = st.hdr.as_ref().unwrap().max() as f64 / 1e6;
+        assert!((max - 3600.0).abs() <= 3.6, "{max}");
     }
 
     #[test]

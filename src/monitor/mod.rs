@@ -34,11 +34,11 @@ pub mod probes;
 pub mod resources;
 mod task;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use tidemark_storage::{Db, EventLog, Labels, Matcher, WriteBatch};
+use tidemark_storage::{Db, EventLog, Labels, Matcher, SeriesId, WriteBatch};
 
 pub use derive::{BUCKETS, ComponentState, DerivedSample, QUANTILES};
 pub use events::{BreakerState, Event, RecoveryEvent, RecoveryEventError};
@@ -79,7 +79,7 @@ pub struct MonitorOptions {
 impl Default for MonitorOptions {
     fn default() -> Self {
         Self {
-            max_components: 1000,
+            max_components: 256,
         }
     }
 }
@@ -103,7 +103,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Monitor {
     /// A monitor writing to `db` and (when given) storing recorded events
     /// in `events`, its counters seeded from the last stored sample of
-    /// every derived series.
+    /// every derived series (searched backwards from `now_ms`).
     ///
     /// # Errors
     /// Reading the stored series failed.
@@ -111,6 +111,7 @@ impl Monitor {
         db: Arc<Db>,
         events: Option<Arc<EventLog>>,
         opts: MonitorOptions,
+        now_ms: i64,
     ) -> Result<Self, MonitorError> {
         let m = Self {
             db,
@@ -120,7 +121,7 @@ impl Monitor {
             dropped: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
         };
-        m.seed()?;
+        m.seed(now_ms)?;
         Ok(m)
     }
 
@@ -139,20 +140,37 @@ impl Monitor {
             dropped: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
         };
-        if let Err(e) = m.seed() {
+        if let Err(e) = m.seed(crate::server::now_ms()) {
             tracing::warn!(error = %e, "monitor: reading stored counters failed; they start from zero");
         }
         m
     }
 
-    fn seed(&self) -> Result<(), MonitorError> {
+    /// Sets every derived series' state from its last stored sample.
+    /// Reads only a recent window first (an hour, then a day, 30 days,
+    /// everything) for the series not found yet, so a start after months
+    /// of 15-second samples does not read them all.
+    fn seed(&self, now_ms: i64) -> Result<(), MonitorError> {
+        let mut pending: HashMap<SeriesId, (&'static str, Option<&'static str>)> = HashMap::new();
         for (name, label) in derive::SEEDED {
-            let ids = self.db.select(&[Matcher::equal("__name__", name)]);
-            if ids.is_empty() {
-                continue;
+            for id in self.db.select(&[Matcher::equal("__name__", name)]) {
+                pending.insert(id, (name, label));
             }
-            for (id, samples) in self.db.read(&ids, i64::MIN, i64::MAX)? {
+        }
+        const WINDOWS: [i64; 4] = [3_600_000, 86_400_000, 30 * 86_400_000, i64::MAX];
+        for window in WINDOWS {
+            if pending.is_empty() {
+                break;
+            }
+            let ids: Vec<SeriesId> = pending.keys().copied().collect();
+            for (id, samples) in self
+                .db
+                .read(&ids, now_ms.saturating_sub(window), i64::MAX)?
+            {
                 let Some(last) = samples.iter().rev().find(|s| !s.value.is_nan()) else {
+                    continue;
+                };
+                let Some((name, label)) = pending.remove(&id) else {
                     continue;
                 };
                 let Some(labels) = self.db.labels(id) else {
@@ -392,7 +410,7 @@ mod tests {
         let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
         let log = Arc::new(EventLog::open(&dir.path().join("events"), Default::default()).unwrap());
         let t = crate::server::now_ms();
-        let m = Monitor::new(db.clone(), Some(log.clone()), MonitorOptions::default()).unwrap();
+        let m = Monitor::new(db.clone(), Some(log.clone()), MonitorOptions::default(), t).unwrap();
         m.record_all(&[failed("db"), failed("db")], t).unwrap();
         // Outcomes, 16 buckets, sum, count, consecutive failures.
         assert_eq!(m.collect(t).unwrap(), 2 + 16 + 2 + 1);
@@ -411,7 +429,7 @@ mod tests {
         assert_eq!(stored.events.len(), 2);
         drop(m);
 
-        let m = Monitor::new(db.clone(), Some(log), MonitorOptions::default()).unwrap();
+        let m = Monitor::new(db.clone(), Some(log), MonitorOptions::default(), t).unwrap();
         m.record(failed("db"), t + 1000).unwrap();
         m.collect(t + 1000).unwrap();
         assert_eq!(last(&db, "recoveries_total", "outcome", "failure"), 3.0);
@@ -423,10 +441,48 @@ mod tests {
     }
 
     #[test]
+    fn seeding_finds_old_samples_and_prefers_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let t = crate::server::now_ms();
+        let day = 86_400_000;
+        let put = |labels: &[(&str, &str)], name: &str, ts: i64, v: f64| {
+            let set = Labels::metric(name, labels.iter().copied());
+            write(&db, &[set], &[v], ts).unwrap();
+        };
+        // Only 40 days old: found by the widest window.
+        put(
+            &[("component", "old")],
+            "fallbacks_total",
+            t - 40 * day,
+            7.0,
+        );
+        // Two samples: the newer wins, even with a stale marker after it.
+        let failure = [("component", "db"), ("outcome", "failure")];
+        put(&failure, "recoveries_total", t - 2 * day, 3.0);
+        put(&failure, "recoveries_total", t - 1000, 5.0);
+        put(
+            &failure,
+            "recoveries_total",
+            t - 500,
+            tidemark_query::stale_nan(),
+        );
+        let m = Monitor::new(db.clone(), None, MonitorOptions::default(), t).unwrap();
+        let value = |c: &str, name: &str| {
+            m.samples(c)
+                .into_iter()
+                .find(|d| d.name == name && d.labels.iter().all(|l| l.1 != "success"))
+                .map(|d| d.value)
+        };
+        assert_eq!(value("old", "fallbacks_total"), Some(7.0));
+        assert_eq!(value("db", "recoveries_total"), Some(5.0));
+    }
+
+    #[test]
     fn components_beyond_the_limit_are_counted_not_tracked() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        let m = Monitor::new(db, None, MonitorOptions { max_components: 2 }).unwrap();
+        let m = Monitor::new(db, None, MonitorOptions { max_components: 2 }, 0).unwrap();
         for c in ["a", "b", "c", "a"] {
             m.record(failed(c), 0).unwrap();
         }
