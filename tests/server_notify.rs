@@ -249,6 +249,20 @@ fn firing_alert_reaches_webhook_and_file_as_alertmanager_v4_payloads() {
     assert_eq!(sent.len(), 4, "{sent:?}");
     assert!(sent.iter().all(|(_, o)| *o == "sent"));
     assert_eq!(h["stats"][0]["alertname"], "ValueHigh");
+    // Bad parameters are named.
+    for (q, want) in [
+        ("limit=0", "limit"),
+        ("start=yesterday", "start"),
+        ("foo=1", "foo"),
+    ] {
+        let r = get(s.server.addr(), &format!("/api/v1/alerts/history?{q}"));
+        assert_eq!(r.status, 400, "{q}");
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(want),
+            "{q}: {}",
+            r.text()
+        );
+    }
     assert_eq!(h["stats"][0]["fired"], 1);
     assert!(
         h["stats"][0]["mean_time_to_resolve_seconds"]

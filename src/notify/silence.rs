@@ -393,6 +393,27 @@ mod tests {
     }
 
     #[test]
+    fn update_by_id_replaces_matchers_and_unknown_ids_are_refused() {
+        let mut s = Silences::default();
+        let id = s
+            .upsert(input(vec![m("job", "a", false)], None), 0)
+            .unwrap();
+        let mut i = input(vec![m("job", "b", false)], None);
+        i.id = Some(id.clone());
+        assert_eq!(s.upsert(i, 10).unwrap(), id);
+        assert_eq!(s.list().count(), 1);
+        assert_eq!(s.muting(&l(&[("job", "a")]), 20), None);
+        assert_eq!(s.muting(&l(&[("job", "b")]), 20), Some(id.as_str()));
+        let mut i = input(vec![m("job", "c", false)], None);
+        i.id = Some("nope".into());
+        assert!(s.upsert(i, 10).unwrap_err().starts_with("id:"));
+        // Survives a JSON round trip (the state file) with matchers recompiled.
+        let mut back: Silences = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert!(back.after_load().is_empty());
+        assert_eq!(back.muting(&l(&[("job", "b")]), 20), Some(id.as_str()));
+    }
+
+    #[test]
     fn bad_input_names_the_field() {
         let mut s = Silences::default();
         let e = s
