@@ -34,7 +34,7 @@ const POINTS: i64 = 80;
 const NOW_MS: i64 = POINTS * STEP_MS;
 
 fn metric(m: usize) -> String {
-    if m % 2 == 0 {
+    if m.is_multiple_of(2) {
         format!("bench_requests_{m}_total")
     } else {
         format!("bench_gauge_{m}")
@@ -58,7 +58,7 @@ fn load(db: &Db) {
         for (i, id) in ids.iter().enumerate() {
             let m = i / PER_METRIC;
             let c = (i % PER_METRIC) as f64;
-            let v = if m % 2 == 0 {
+            let v = if m.is_multiple_of(2) {
                 k as f64 * (1.0 + c / 10.0)
             } else {
                 c + (k % 7) as f64
@@ -79,11 +79,11 @@ fn rules_yaml() -> String {
             let m = i % METRICS;
             let name = metric(m);
             let expr = match (i / METRICS) % 4 {
-                0 if m % 2 == 0 => format!("rate({name}[5m]) > {}", 5 + i % 5),
+                0 if m.is_multiple_of(2) => format!("rate({name}[5m]) > {}", 5 + i % 5),
                 0 => format!("{name} > {}", 90 + i % 10),
-                1 if m % 2 == 0 => format!("sum by (job) (rate({name}[5m])) > 100"),
+                1 if m.is_multiple_of(2) => format!("sum by (job) (rate({name}[5m])) > 100"),
                 1 => format!("avg_over_time({name}[5m]) > 95"),
-                2 if m % 2 == 0 => format!("increase({name}[10m]) > 200"),
+                2 if m.is_multiple_of(2) => format!("increase({name}[10m]) > 200"),
                 2 => format!("max_over_time({name}[10m]) > 98"),
                 _ => format!("avg by (job) ({name}) > 10"),
             };

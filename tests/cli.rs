@@ -306,3 +306,47 @@ fn query_a_data_directory_instant_and_range() {
         "parse error names its position"
     );
 }
+
+#[test]
+fn compact_rolls_up_then_expires_old_data_and_frees_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let lp = dir.path().join("data.lp");
+    // Three days of a 2023 series, one sample a minute: far past the
+    // default 15 d raw retention.
+    let start = 1_700_000_000_000i64 - 1_700_000_000_000i64 % 86_400_000;
+    let mut body = String::new();
+    for i in 0..3 * 1440i64 {
+        body += &format!("load,host=a value={}.25 {}\n", i % 17, start + i * 60_000);
+    }
+    std::fs::write(&lp, body).unwrap();
+    let data = dir.path().join("d");
+    let d = data.to_str().unwrap();
+    tidemark(&[
+        "import",
+        "--data-dir",
+        d,
+        "--precision",
+        "ms",
+        "--json",
+        lp.to_str().unwrap(),
+    ]);
+    let (out, _) = tidemark(&["compact", d, "--json"]);
+    assert_eq!(out["windows_dropped"], 3, "{out}");
+    assert!(out["rollup_windows_built"].as_u64().unwrap() >= 3, "{out}");
+    let (before, after) = (
+        out["disk_bytes_before"].as_u64().unwrap(),
+        out["disk_bytes_after"].as_u64().unwrap(),
+    );
+    assert!(after < before, "{out}");
+    // The 1m tier still answers for the expired days.
+    let (q, _) = tidemark(&[
+        "query",
+        "--data-dir",
+        d,
+        "--json",
+        "--time",
+        &((start + 86_400_000) / 1000).to_string(),
+        "count_over_time(load_value[1d])",
+    ]);
+    assert_eq!(q["result"][0]["value"][1], "1440", "{q}");
+}

@@ -10,6 +10,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod compact;
 pub mod import;
 pub mod inspect;
 pub mod notify;
@@ -35,6 +36,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Show what a data directory holds: partitions, samples, bytes/sample.
     Inspect(inspect::InspectArgs),
+    /// Maintenance by hand on a stopped data dir: compact, roll up, expire.
+    Compact(compact::CompactArgs),
     /// Run the server: ingest endpoints, Prometheus HTTP API, health.
     Serve(serve::ServeArgs),
     /// Run a PromQL query against a data directory or a server.
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => import::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Compact(args) => compact::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Query(args) => query::run(&args),
         Command::Rollup(args) => rollup::run(&args),
@@ -65,6 +69,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Opens a data directory no server is running on, for maintenance
+/// commands: `[storage]` options from `config` (or the defaults), with no
+/// background thread, since the command itself is the maintenance.
+pub(crate) fn open_stopped(
+    data_dir: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<tidemark_storage::Db> {
+    use anyhow::Context;
+    let cfg = match config {
+        Some(p) => crate::config::Config::load(p)?,
+        None => crate::config::Config::default(),
+    };
+    let opts = tidemark_storage::Options {
+        compact_interval: std::time::Duration::ZERO,
+        ..cfg.storage_options()
+    };
+    tidemark_storage::Db::open(data_dir, opts)
+        .with_context(|| format!("opening {}", data_dir.display()))
 }
 
 /// A progress bar on stderr, or a hidden one when `hidden` (for `--json`).

@@ -5,10 +5,7 @@
 //! samples rolled up per second (one core: the run is single-threaded).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-use anyhow::Context;
-use tidemark_storage::Db;
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct RollupArgs {
@@ -24,18 +21,7 @@ pub struct RollupArgs {
 }
 
 pub fn run(args: &RollupArgs) -> anyhow::Result<()> {
-    let cfg = match &args.config {
-        Some(p) => crate::config::Config::load(p)?,
-        None => crate::config::Config::default(),
-    };
-    let opts = tidemark_storage::Options {
-        // No background thread: this command is the maintenance.
-        compact_interval: Duration::ZERO,
-        retention: None,
-        ..cfg.storage_options()
-    };
-    let db = Db::open(&args.data_dir, opts)
-        .with_context(|| format!("opening {}", args.data_dir.display()))?;
+    let db = super::open_stopped(&args.data_dir, args.config.as_deref())?;
     let started = Instant::now();
     let compacted = db.compact()?;
     let compact_secs = started.elapsed().as_secs_f64();
