@@ -15,13 +15,16 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = tidemark::cli::Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("TIDEMARK_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = tidemark::cli::Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        tidemark::cli::LogFormat::Text => logs.init(),
+        tidemark::cli::LogFormat::Json => logs.json().init(),
+    }
     match tidemark::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

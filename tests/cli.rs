@@ -350,3 +350,38 @@ fn compact_rolls_up_then_expires_old_data_and_frees_disk() {
     ]);
     assert_eq!(q["result"][0]["value"][1], "1440", "{q}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lp = dir.path().join("data.lp");
+    write_lp(&lp);
+    let data = dir.path().join("d");
+    let d = data.to_str().unwrap();
+    tidemark(&[
+        "import",
+        "--data-dir",
+        d,
+        "--precision",
+        "ms",
+        "--json",
+        lp.to_str().unwrap(),
+    ]);
+    // The 2023 data is past retention: compact logs what it drops.
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .env("TIDEMARK_LOG", "info")
+        .args(["--log-format", "json", "compact", d])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("retention applied")),
+        "info logs expected on stderr: {stderr}"
+    );
+    for l in lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+}

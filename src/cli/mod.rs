@@ -24,8 +24,20 @@ pub mod serve;
 #[derive(Debug, Parser)]
 #[command(name = "tidemark", version, about)]
 pub struct Cli {
+    /// Log lines on stderr: `text` (human-readable) or `json` (one object
+    /// per line). The level comes from `TIDEMARK_LOG` (default `warn`,
+    /// e.g. `TIDEMARK_LOG=info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
