@@ -102,22 +102,55 @@ impl Notifier {
         history: Arc<dyn History>,
         now_ms: i64,
     ) -> Result<Arc<Self>, NotifyError> {
-        let core_cfg = CoreConfig::from_config(cfg).map_err(NotifyError::Config)?;
         let mut channels = BTreeMap::new();
-        let mut channel_health = BTreeMap::new();
         for r in &cfg.receivers {
             let mut list = Vec::new();
             for (i, c) in r.channels.iter().enumerate() {
-                let ch = channels::build(c).map_err(|e| {
+                list.push(channels::build(c).map_err(|e| {
                     NotifyError::Config(format!("receiver {:?} channel {i}: {e}", r.name))
-                })?;
-                channel_health.insert(
-                    (r.name.clone(), i),
-                    health.component(format!("channel:{}/{}", r.name, ch.kind()), now_ms),
-                );
-                list.push(ch);
+                })?);
             }
             channels.insert(r.name.clone(), list);
+        }
+        Self::with_channels(cfg, channels, data_dir, health, history, now_ms)
+    }
+
+    /// Like [`Notifier::new`], with the channel implementations given:
+    /// receiver name → channels (an embedding program's own [`Channel`]s,
+    /// or test doubles). Every receiver of `cfg` must be present.
+    ///
+    /// # Errors
+    /// Invalid configuration, or `channels` and `cfg.receivers` name
+    /// different receivers.
+    pub fn with_channels(
+        cfg: &NotifyConfig,
+        channels: BTreeMap<String, Vec<Arc<dyn Channel>>>,
+        data_dir: Option<&Path>,
+        health: &Arc<Health>,
+        history: Arc<dyn History>,
+        now_ms: i64,
+    ) -> Result<Arc<Self>, NotifyError> {
+        let mut core_cfg = CoreConfig::from_config(cfg).map_err(NotifyError::Config)?;
+        let configured: std::collections::BTreeSet<&String> =
+            cfg.receivers.iter().map(|r| &r.name).collect();
+        if !channels.keys().eq(configured.iter().copied()) {
+            return Err(NotifyError::Config(format!(
+                "channels given for receivers {:?}, configured {configured:?}",
+                channels.keys().collect::<Vec<_>>()
+            )));
+        }
+        core_cfg.receivers = channels
+            .iter()
+            .map(|(name, list)| (name.clone(), list.iter().map(|c| c.kind()).collect()))
+            .collect();
+        let mut channel_health = BTreeMap::new();
+        for (name, list) in &channels {
+            for (i, ch) in list.iter().enumerate() {
+                channel_health.insert(
+                    (name.clone(), i),
+                    health.component(format!("channel:{name}/{}", ch.kind()), now_ms),
+                );
+            }
         }
         let state_path = data_dir.map(|d| d.join("notify").join(STATE_FILE));
         let component = health.component("notifier", now_ms);
@@ -441,3 +474,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NotifyError> {
     }
     std::fs::rename(&tmp, path).map_err(io(path))
 }
+
+#[cfg(test)]
+#[path = "notifier_tests.rs"]
+mod tests;
