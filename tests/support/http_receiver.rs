@@ -2,6 +2,9 @@
 //! every request (method, path, headers, body) and answers the n-th one
 //! with a scripted status and body (then `200 ok`), so channel tests can
 //! check exactly what was POSTed and how errors and retries behave.
+//! (`common/capture.rs` answers every request with one settable status and
+//! no body; the Slack tests need a per-request script, for retries inside
+//! one dispatcher call, and answer bodies, which Slack's errors carry.)
 //!
 //! Invariant: a request is recorded before it is answered, so once the
 //! client has its response the request is visible in [`HttpReceiver::requests`].
