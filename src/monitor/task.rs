@@ -6,8 +6,10 @@
 //! Invariants:
 //! - [`Round::run`] takes the time as an argument; only the task reads the
 //!   wall clock, so tests drive rounds at chosen times.
-//! - [`MonitorTask::stop`] waits for a round in progress and for the demo
-//!   to stop, so nothing of the monitor touches the database afterwards.
+//! - [`MonitorTask::stop`] runs one last round (so events derived since
+//!   the previous one reach the store, and the next start seeds from
+//!   them), waits for it and for the demo to stop; nothing of the monitor
+//!   touches the database afterwards.
 //! - A failing round is logged once (one line) and reported in health;
 //!   the next round tries again.
 
@@ -145,7 +147,8 @@ impl MonitorTask {
         MonitorTask { stop, tasks }
     }
 
-    /// Stops the rounds and the demo, waiting for work in progress.
+    /// Stops the demo and the rounds after one last round, waiting for
+    /// work in progress.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -167,13 +170,10 @@ async fn run_rounds(
     let round = Arc::new(std::sync::Mutex::new(Round::default()));
     let instance: Arc<str> = instance.into();
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.changed() => return,
-        }
-        if *stopped.borrow() {
-            return;
-        }
+        let last = tokio::select! {
+            _ = ticker.tick() => false,
+            r = stopped.changed() => r.is_err() || *stopped.borrow(),
+        };
         let (st, round, instance) = (st.clone(), round.clone(), instance.clone());
         let t = crate::server::now_ms();
         let done = tokio::task::spawn_blocking(move || {
@@ -185,6 +185,9 @@ async fn run_rounds(
         .await;
         if let Err(e) = done {
             tracing::warn!(error = %e, "monitor round failed");
+        }
+        if last {
+            return;
         }
     }
 }
