@@ -358,4 +358,19 @@ fn bad_tier_specs_are_refused_by_name() {
     drop(db);
     let db = Db::open(dir.path(), options(vec![spec("5m", 300)])).unwrap();
     assert_eq!(db.tiers()[0].resolution_ms, 300_000);
+    let id = db
+        .resolve(&Labels::from_pairs([("__name__", "x")]))
+        .unwrap();
+    write(&db, id, &[(T0, 1.0)]);
+    db.flush().unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.rollup_until(i64::MAX).unwrap().windows_built, 1);
+    drop(db);
+    // The same name at another resolution: refused, the files stay.
+    let err = match Db::open(dir.path(), options(vec![spec("5m", 600)])) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a changed resolution was accepted"),
+    };
+    assert!(err.contains("tier 5m") && err.contains("300000"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path().join("5m")).unwrap().count(), 1);
 }

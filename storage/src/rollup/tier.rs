@@ -8,6 +8,9 @@
 //! - Only the rollup run (one at a time, see `Rollups`) installs or drops
 //!   files; readers take an `Arc` of a file and keep reading it even after
 //!   it is replaced or unlinked.
+//! - A file built at another resolution or from other source windows than
+//!   the configuration says refuses the open, naming the tier: changing
+//!   the configuration never deletes rollups.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,9 +90,15 @@ impl Tier {
                     files.insert(start, Arc::new(f));
                 }
                 Ok(f) => {
-                    tracing::warn!(path = %path.display(), on_disk = f.resolution, configured = resolution,
-                        "rollup file built with another resolution or source width; removing it, it will be rebuilt from its sources");
-                    remove(&path)?;
+                    return Err(Error::InvalidOptions(format!(
+                        "tier {name}: {} was built at resolution {} ms from {} ms source windows, \
+                         but the tier is configured as {resolution} ms from {source_width} ms; \
+                         configure it back or move {} away",
+                        path.display(),
+                        f.resolution,
+                        f.source_width,
+                        dir.display()
+                    )));
                 }
                 Err(e) => {
                     let aside = path.with_extension("tmr.corrupt");
