@@ -24,6 +24,9 @@
 //!   counted in [`Monitor::dropped_components`].
 //! - Time is a parameter everywhere (`now_ms`); only [`MonitorTask`] reads
 //!   the wall clock.
+//! - Derived series say what the monitor has seen so far: an event counts
+//!   when it is applied, whatever its own time (a late or back-dated event
+//!   raises the totals written by the next collect, not past samples).
 
 pub mod config;
 pub mod demo;
