@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! producers ── Feed::offer(batch) ──▶ bounded channel ──▶ writer thread
-//!   (copy of the batch, no per-sample work)     filter per target (cached per series)
-//!                                               Queue::append (CRC-framed records)
+//!   (copy of the batch, waits for          filter per target (cached per series)
+//!    "appended"; no per-sample work)       Queue::append (CRC-framed records)
 //!                                                     │ notify
 //!                                                     ▼
 //!                      sender task per target: read from acked position, batch,
@@ -15,17 +15,20 @@
 //! ```
 //!
 //! Invariants:
-//! - The producer's cost is one copy of the batch into a message and a
-//!   channel send; filtering, encoding and disk I/O happen off the ingest
-//!   path. When the writer falls behind for longer than [`FEED_TIMEOUT`]
-//!   the batch is dropped and counted (`samples_dropped_total`) rather than
-//!   blocking ingest.
+//! - The producer's cost is one copy of the batch into a message, a
+//!   channel send and a wait for the writer's "appended" (one thread hop
+//!   per batch, no lock, nothing per sample); filtering and encoding happen
+//!   on the writer thread. So when an ingest request is answered, its
+//!   samples are in the queue files. When the writer falls behind for
+//!   longer than [`FEED_TIMEOUT`] the batch is dropped and counted
+//!   (`samples_dropped_total`) rather than blocking ingest.
 //! - Delivery is at least once: a sample in the queue is sent until a 2xx
 //!   (or a permanent 4xx) acknowledges it; the queue survives restarts.
-//!   Records reach the disk with a write at once (a killed process loses
-//!   nothing queued) and are fsynced at least every [`SYNC_EVERY`] (a power
-//!   loss may lose up to that much of the queue; the samples stay in local
-//!   storage).
+//!   Records are written before the producer's `offer` returns (a killed
+//!   process loses nothing it acknowledged) and fsynced at least every
+//!   [`SYNC_EVERY`] (a power loss may lose up to that much of the queue;
+//!   the samples stay in local storage). Rule output is offered after its
+//!   append: a crash between the two leaves that round's output local only.
 //! - Samples are forwarded as the batch was submitted: the target applies
 //!   its own out-of-order rules to samples Tidemark itself refused as too
 //!   old.
@@ -73,7 +76,8 @@ pub enum ForwardError {
 }
 
 enum Msg {
-    Batch(Vec<Entry>),
+    /// Samples, and who waits for them to be appended.
+    Batch(Vec<Entry>, crossbeam_channel::Sender<()>),
     Stop,
 }
 
@@ -90,16 +94,20 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Queues a copy of an accepted batch for every target.
+    /// Queues a copy of an accepted batch for every target; returns once
+    /// it is written to the queues (or after [`FEED_TIMEOUT`]).
     pub fn offer(&self, entries: &[Entry]) {
         let Some(c) = self.conn.get() else { return };
         if entries.is_empty() {
             return;
         }
-        if c.tx
-            .send_timeout(Msg::Batch(entries.to_vec()), FEED_TIMEOUT)
-            .is_err()
-        {
+        let (done, appended) = crossbeam_channel::bounded(1);
+        let sent =
+            c.tx.send_timeout(Msg::Batch(entries.to_vec(), done), FEED_TIMEOUT);
+        if sent.is_ok() {
+            // A timeout here still leaves the batch to the writer.
+            let _ = appended.recv_timeout(FEED_TIMEOUT);
+        } else {
             for t in &c.targets {
                 t.dropped.inc_by(entries.len() as u64);
             }
@@ -271,14 +279,18 @@ fn writer_loop(rx: &crossbeam_channel::Receiver<Msg>, targets: &[Arc<Target>], d
     };
     loop {
         match rx.recv_timeout(SYNC_EVERY) {
-            Ok(Msg::Batch(b)) => w.queue(&b),
+            Ok(Msg::Batch(b, done)) => {
+                w.queue(&b);
+                let _ = done.try_send(());
+            }
             Ok(Msg::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => sync_all(targets),
         }
     }
     // Batches a producer handed over while stopping.
-    while let Ok(Msg::Batch(b)) = rx.try_recv() {
+    while let Ok(Msg::Batch(b, done)) = rx.try_recv() {
         w.queue(&b);
+        let _ = done.try_send(());
     }
     sync_all(targets);
 }
