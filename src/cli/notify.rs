@@ -40,7 +40,7 @@ pub struct TestArgs {
     /// The receiver (a `[[notify.receivers]]` name).
     #[arg(long)]
     pub receiver: String,
-    /// The running server, e.g. http://127.0.0.1:9201.
+    /// The running server to ask (unless --config), e.g. http://127.0.0.1:9201.
     #[arg(long, default_value = "http://127.0.0.1:9201")]
     pub url: String,
     /// Admin bearer token (default: the TIDEMARK_ADMIN_TOKEN environment variable).
@@ -50,10 +50,10 @@ pub struct TestArgs {
     /// file instead of asking a server.
     #[arg(long, conflicts_with_all = ["url", "token"])]
     pub config: Option<PathBuf>,
-    /// How long to wait for the server (channels may retry inside it).
+    /// How long to wait for the channels' outcomes.
     #[arg(long, value_parser = crate::config::duration::parse_duration, default_value = "2m")]
     pub timeout: Duration,
-    /// Print the server's JSON answer (one line) instead of a table.
+    /// Print the endpoint's JSON answer (one line) instead of a table.
     #[arg(long)]
     pub json: bool,
 }
