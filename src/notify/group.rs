@@ -366,7 +366,9 @@ impl Core {
                 let mut notification = None;
                 for (i, kind) in kinds.iter().enumerate() {
                     let nk = nflog::key(&key, &g.receiver, i);
-                    if self.in_flight.contains(&nk)
+                    // Everything muted: nothing to say (not an empty "resolved").
+                    if (firing.is_empty() && resolved.is_empty())
+                        || self.in_flight.contains(&nk)
                         || !self.state.nflog.needs_update(
                             &nk,
                             &firing,

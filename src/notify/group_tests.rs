@@ -593,3 +593,20 @@ fn marks_of_groups_that_do_not_come_back_are_dropped_after_the_grace_period() {
     assert!(!c.state.marks.contains_key(&id));
     assert!(c.take_dirty());
 }
+
+#[test]
+fn silencing_an_already_notified_group_sends_nothing_not_an_empty_resolution() {
+    let mut c = core("");
+    c.on_alerts("g", &[firing("A", "1", T0)], T0);
+    assert_eq!(flush(&mut c, T0 + 30 * S).len(), 2);
+    silence(&mut c, &[("alertname", "A")], T0 + M, T0 + 2 * H, None);
+    for t in (1..=23).map(|k| T0 + 30 * S + k * 5 * M) {
+        c.on_alerts("g", &[firing("A", "1", T0)], t);
+        assert!(flush(&mut c, t).is_empty(), "sent at {t}");
+    }
+    // Once the silence ends the alert is due again (repeat_interval passed).
+    let ds = flush(&mut c, T0 + 30 * S + 24 * 5 * M);
+    assert_eq!(ds.len(), 2);
+    assert_eq!(ds[0].notification.status, NotifyStatus::Firing);
+    assert_eq!(ds[0].notification.alerts.len(), 1);
+}
