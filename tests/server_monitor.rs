@@ -1,7 +1,8 @@
 //! The recovery monitor inside the real server: recovery events POSTed to
 //! `/api/v1/events` become exactly the expected series (counts, buckets,
 //! consecutive failures reset by a success, breaker values), counters stay
-//! monotone across a restart, `/api/v1/health` names a failing component,
+//! monotone across a restart, `/api/v1/health` names a failing rule and
+//! overloaded ingest,
 //! `/metrics` shows the monitor's values, and the demo workload drives a
 //! default alert to firing.
 //!
@@ -16,10 +17,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use common::{get, post};
 use serde_json::{Value, json};
 use tidemark::config::Config;
 use tidemark::monitor::{BreakerState, RecoveryEvent, Round};
+use tidemark::server::metrics::Protocol;
 use tidemark::server::{AppState, Running};
 use tidemark_storage::{Db, Matcher, Options};
 
@@ -29,6 +32,8 @@ struct Harness {
     rt: tokio::runtime::Runtime,
     running: Option<Running>,
     db: Option<Arc<Db>>,
+    /// The test's own round state ("since the last round" figures).
+    round: std::cell::RefCell<Round>,
 }
 
 impl Harness {
@@ -47,6 +52,7 @@ impl Harness {
             rt,
             running: Some(running),
             db: Some(db),
+            round: Default::default(),
         }
     }
 
@@ -64,7 +70,8 @@ impl Harness {
 
     /// One monitor round (derived series, resources, health) at `t`.
     fn round(&self, t: i64) {
-        Round::default().run(self.state(), &self.addr().to_string(), t);
+        let addr = self.addr().to_string();
+        self.round.borrow_mut().run(self.state(), &addr, t);
     }
 
     /// Stops the server and closes the database.
@@ -370,7 +377,7 @@ fn counters_stay_monotone_across_a_restart() {
 }
 
 #[test]
-fn health_names_a_failing_rule_and_lists_every_component() {
+fn health_lists_components_and_names_a_failing_rule_and_overloaded_ingest() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("r.yml");
     std::fs::write(
@@ -434,6 +441,31 @@ fn health_names_a_failing_rule_and_lists_every_component() {
     // `since` moved to the round that saw the failure (t + 1 s, with ms).
     assert_ne!(r["since"], healthy_since, "{r}");
     assert!(r["since"].as_str().unwrap().ends_with(".000Z"), "{r}");
+
+    // Ingest answered 429 (storage overloaded) since the last round:
+    // degraded for one round, healthy again when no more come.
+    let component = |d: &Value, name: &str| {
+        d["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let metrics = &h.state().metrics;
+    for _ in 0..2 {
+        metrics.ingest_request(Protocol::RemoteWrite, StatusCode::TOO_MANY_REQUESTS);
+    }
+    h.round(t + 2000);
+    let ingest = component(&health(&h), "ingest");
+    assert_eq!(ingest["status"], "degraded", "{ingest}");
+    assert_eq!(
+        ingest["reason"],
+        "storage overloaded: 2 ingest requests answered 429/503 since the last check"
+    );
+    h.round(t + 3000);
+    assert_eq!(component(&health(&h), "ingest")["status"], "healthy");
 }
 
 #[test]
