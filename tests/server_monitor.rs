@@ -2,9 +2,8 @@
 //! `/api/v1/events` become exactly the expected series (counts, buckets,
 //! consecutive failures reset by a success, breaker values), counters stay
 //! monotone across a restart, `/api/v1/health` names a failing rule and
-//! overloaded ingest,
-//! `/metrics` shows the monitor's values, and the demo workload drives a
-//! default alert to firing.
+//! overloaded ingest, `/metrics` shows the monitor's values, and the demo
+//! workload drives a default alert to firing.
 //!
 //! Time is injected: collect rounds and rule evaluations run at chosen
 //! times through the server's state (the background round interval is set
