@@ -570,3 +570,7 @@ pub use view::{AlertView, CoreConfig, GroupView};
 #[cfg(test)]
 #[path = "group_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "group_mute_tests.rs"]
+mod mute_tests;
