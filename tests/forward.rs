@@ -527,9 +527,13 @@ fn measure_forwarding() {
         }
         (cpu_seconds() - cpu, wall.elapsed().as_secs_f64())
     };
+    let rounds: usize = std::env::var("FORWARD_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let dead = refused_port();
     let mut rows = Vec::new();
-    for round in 0..2 {
+    for round in 0..rounds {
         for on in [false, true] {
             let src = Server::start(|c| {
                 c.rules.default_pack = false;
@@ -560,11 +564,18 @@ fn measure_forwarding() {
             total / wall
         );
     }
-    for round in 0..2 {
-        let off = rows.iter().find(|r| r.0 == round && !r.1).unwrap().2;
-        let on = rows.iter().find(|r| r.0 == round && r.1).unwrap().2;
-        println!("round {round} CPU ratio on/off: {:.3}", on / off);
-    }
+    let median = |on: bool| {
+        let mut v: Vec<f64> = rows.iter().filter(|r| r.1 == on).map(|r| r.2).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (off, on) = (median(false), median(true));
+    println!(
+        "median of {rounds} rounds: off {:.3} us/sample, on {:.3} us/sample, CPU ratio on/off {:.3}",
+        off / total * 1e6,
+        on / total * 1e6,
+        on / off
+    );
 
     // Throughput: fill a queue while the target is down, then start it.
     let port = refused_port();
