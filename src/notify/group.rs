@@ -148,6 +148,11 @@ impl Core {
         }
     }
 
+    /// Whether persisted state changed since the last [`Core::take_dirty`].
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
     /// Whether persisted state changed since the last call.
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)

@@ -356,6 +356,9 @@ impl Notifier {
                     _ = ticker.tick() => {
                         let ds = me.tick(time::now_ms());
                         me.spawn_deliveries(ds);
+                        if !me.with_core(|c| c.is_dirty()) {
+                            continue;
+                        }
                         let m = me.clone();
                         let _ = tokio::task::spawn_blocking(move || {
                             if let Err(e) = m.persist(false) {
