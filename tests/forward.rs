@@ -887,3 +887,57 @@ fn full_queue_drops_the_oldest_and_counts_it() {
     );
     assert!(m("queue_bytes") <= 3.0 * 4096.0);
 }
+
+/// The forwarder's series pass `promtool check metrics` (text format;
+/// skipped when promtool is missing, unless CI is set) and appear in the
+/// OpenMetrics exposition.
+#[test]
+fn forward_metrics_pass_promtool() {
+    use std::io::Write;
+    let rx = Server::start(|c| c.rules.default_pack = false);
+    let src = Server::start(|c| {
+        c.rules.default_pack = false;
+        c.forward = vec![target("rx", rx.addr())];
+    });
+    ingest_lp(src.addr(), &lines("p", now_ms() - 1000, 10));
+    let sent = r#"tidemark_forward_samples_sent_total{target="rx"}"#;
+    wait_until("delivered", || metric(src.addr(), sent) == 10.0);
+    let accept = [("Accept", "application/openmetrics-text;version=1.0.0")];
+    let om = common::request(src.addr(), "GET", "/metrics", &accept, b"").text();
+    assert!(
+        om.contains("# TYPE tidemark_forward_samples_sent counter\n"),
+        "{om}"
+    );
+    assert!(om.contains("tidemark_forward_samples_sent_total{target=\"rx\"} 10\n"));
+    assert!(om.ends_with("# EOF\n"));
+    let text = get(src.addr(), "/metrics").text();
+    assert!(text.contains("tidemark_forward_oldest_unsent_age_seconds{target=\"rx\"} 0\n"));
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(std::env::var_os("CI").is_none(), "promtool missing in CI");
+            eprintln!("skipping: promtool is not installed");
+            return;
+        }
+        Err(e) => panic!("running promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
