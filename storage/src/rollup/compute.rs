@@ -10,6 +10,11 @@
 //!   `first` is left to the reader ([`cross_increase`]), so points of any
 //!   tier combine exactly: merging is associative.
 //! - Points come out sorted by bucket start, one per non-empty bucket.
+//! - `sum` and `increase` are compensated (Kahan) sums, and when every
+//!   value they add is a decimal of at most [`MAX_DECIMALS`] places they are
+//!   rounded to that many places: the double nearest the exact decimal
+//!   result (`88.44`, not `88.44000000000001`), which the decimal encoding
+//!   stores in a few bits instead of a Gorilla XOR of the noise.
 
 use crate::types::{Sample, Timestamp};
 
@@ -44,16 +49,95 @@ impl RollupPoint {
             increase: 0.0,
         }
     }
+}
 
-    /// Folds `later` (a point of the same or a finer bucket that follows
-    /// every sample already summarised) into `self`.
+/// Most decimal places a rounded sum keeps.
+pub(super) const MAX_DECIMALS: u32 = 6;
+
+const POW10: [f64; MAX_DECIMALS as usize + 1] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
+
+/// Fewest decimal places `v` has (as the nearest double of a decimal), up
+/// to [`MAX_DECIMALS`].
+fn decimals(v: f64) -> Option<u32> {
+    (0..=MAX_DECIMALS).find(|&e| {
+        let s = v * POW10[e as usize];
+        s.abs() < 4.5e15 && s.round() == s && s.round() / POW10[e as usize] == v
+    })
+}
+
+/// A point being built: compensations of the two sums and the decimal
+/// places of everything summed so far (`None` once a value has none).
+struct Acc {
+    p: RollupPoint,
+    sum_c: f64,
+    inc_c: f64,
+    dec: Option<u32>,
+}
+
+#[inline]
+fn kahan(inc: f64, sum: &mut f64, c: &mut f64) {
+    let t = *sum + inc;
+    if sum.abs() >= inc.abs() {
+        *c += (*sum - t) + inc;
+    } else {
+        *c += (inc - t) + *sum;
+    }
+    *sum = t;
+}
+
+fn max_dec(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    Some(a?.max(b?))
+}
+
+impl Acc {
+    fn new(start: Timestamp, p: &RollupPoint) -> Self {
+        let dec = [p.sum, p.first, p.last, p.increase]
+            .into_iter()
+            .map(decimals)
+            .reduce(max_dec)
+            .flatten();
+        Acc {
+            p: RollupPoint { start, ..*p },
+            sum_c: 0.0,
+            inc_c: 0.0,
+            dec,
+        }
+    }
+
     fn absorb(&mut self, later: &RollupPoint) {
-        self.increase += cross_increase(self.last, later.first) + later.increase;
-        self.min = self.min.min(later.min);
-        self.max = self.max.max(later.max);
-        self.sum += later.sum;
-        self.count += later.count;
-        self.last = later.last;
+        let step = cross_increase(self.p.last, later.first);
+        self.dec = [later.sum, later.first, later.last, later.increase]
+            .into_iter()
+            .map(decimals)
+            .fold(self.dec, max_dec);
+        kahan(step, &mut self.p.increase, &mut self.inc_c);
+        kahan(later.increase, &mut self.p.increase, &mut self.inc_c);
+        kahan(later.sum, &mut self.p.sum, &mut self.sum_c);
+        self.p.min = self.p.min.min(later.min);
+        self.p.max = self.p.max.max(later.max);
+        self.p.count += later.count;
+        self.p.last = later.last;
+    }
+
+    fn finish(self) -> RollupPoint {
+        let mut p = self.p;
+        let round = |v: f64, c: f64| {
+            let v = if v.is_finite() { v + c } else { v };
+            match self.dec {
+                Some(e) if v.is_finite() => {
+                    let s = (v * POW10[e as usize]).round();
+                    if s.abs() < 4.5e15 {
+                        s / POW10[e as usize]
+                    } else {
+                        v
+                    }
+                }
+                _ => v,
+            }
+        };
+        p.sum = round(p.sum, self.sum_c);
+        p.increase = round(p.increase, self.inc_c);
+        p
     }
 }
 
@@ -71,42 +155,39 @@ fn bucket_of(ts: Timestamp, resolution: i64) -> Timestamp {
 
 /// Appends the rollup points of sorted `samples` at `resolution` to `out`.
 pub fn rollup_samples(samples: &[Sample], resolution: i64, out: &mut Vec<RollupPoint>) {
-    let mut cur: Option<RollupPoint> = None;
+    let mut cur: Option<Acc> = None;
     for s in samples {
         if s.value.is_nan() {
             continue;
         }
         let b = bucket_of(s.ts, resolution);
+        let p = RollupPoint::of_sample(b, s.value);
         match &mut cur {
-            Some(p) if p.start == b => p.absorb(&RollupPoint::of_sample(b, s.value)),
+            Some(a) if a.p.start == b => a.absorb(&p),
             _ => {
-                if let Some(p) = cur.take() {
-                    out.push(p);
-                }
-                cur = Some(RollupPoint::of_sample(b, s.value));
+                out.extend(cur.take().map(Acc::finish));
+                cur = Some(Acc::new(b, &p));
             }
         }
     }
-    out.extend(cur);
+    out.extend(cur.map(Acc::finish));
 }
 
 /// Appends the points of sorted finer `points` merged into buckets of
 /// `resolution` (a multiple of theirs) to `out`.
 pub fn merge_points(points: &[RollupPoint], resolution: i64, out: &mut Vec<RollupPoint>) {
-    let mut cur: Option<RollupPoint> = None;
+    let mut cur: Option<Acc> = None;
     for p in points {
         let b = bucket_of(p.start, resolution);
         match &mut cur {
-            Some(c) if c.start == b => c.absorb(p),
+            Some(a) if a.p.start == b => a.absorb(p),
             _ => {
-                if let Some(c) = cur.take() {
-                    out.push(c);
-                }
-                cur = Some(RollupPoint { start: b, ..*p });
+                out.extend(cur.take().map(Acc::finish));
+                cur = Some(Acc::new(b, p));
             }
         }
     }
-    out.extend(cur);
+    out.extend(cur.map(Acc::finish));
 }
 
 #[cfg(test)]

@@ -15,9 +15,10 @@
 //!                                      (bucket start, value) samples
 //! ```
 //! Bit `k` of `refs` says column `k` is stored as its difference to a
-//! reference: `first - min`, `max - last`, `increase - (last - first)`.
-//! For counters those are runs of zeros (a monotonic bucket has
-//! `first = min`, `last = max`, `increase = last - first`), which the
+//! reference: `sum - count × min`, `first - min`, `max - last`,
+//! `increase - (last - first)`. For counters the last three are runs of
+//! zeros (a monotonic bucket has `first = min`, `last = max`, `increase =
+//! last - first`) and the first loses the counter's trajectory, which the
 //! constant or decimal encodings store in a few bytes; a column is stored
 //! that way only when the difference restores every value bit for bit and
 //! encodes smaller. Columns are encoded fast (no per-chunk zstd) and the
@@ -108,11 +109,16 @@ fn column(p: &RollupPoint, k: usize) -> f64 {
     }
 }
 
-/// The reference column `k` may be stored relative to, from the columns
-/// decoded before it (`c[0..k]`, already restored): `None` for columns
-/// stored as they are.
+/// The order a reader restores columns in: every reference is restored
+/// before the column that uses it.
+const RESTORE_ORDER: [usize; COLUMNS] = [0, 1, 3, 2, 4, 5, 6];
+
+/// The reference column `k` may be stored relative to, from columns
+/// restored before it (see [`RESTORE_ORDER`]): `None` for columns stored
+/// as they are.
 fn reference(k: usize, c: &[f64; COLUMNS]) -> Option<f64> {
     match k {
+        2 => Some(c[3] * c[0]),
         4 => Some(c[0]),
         5 => Some(c[1]),
         6 => Some(c[5] - c[4]),
@@ -387,7 +393,7 @@ impl RollupFile {
             if ts < start || ts > end {
                 continue;
             }
-            for k in 0..COLUMNS {
+            for k in RESTORE_ORDER {
                 let stored = c[k][i].value;
                 v[k] = match reference(k, &v) {
                     Some(r) if refs & (1 << k) != 0 => from_relative(k, stored, r),
