@@ -88,7 +88,8 @@ fn mixed_batch_stores_the_good_events_and_names_the_bad() {
     let s = start();
     let batch = json!([
         {"time": "2026-01-02T03:04:05.678Z", "kind": "recovery_failed",
-         "labels": {"component": "db"}, "fields": {"attempt": 3, "reason": "timeout"}},
+         "labels": {"component": "db"},
+         "fields": {"attempt": 3, "reason": "timeout", "duration_seconds": 1.5}},
         {"time": 1_767_323_000, "kind": "bad-kind", "labels": {"component": "db"}},
         {"time": 1_767_323_000, "kind": "deploy", "labels": {"bad name": "x"}},
         {"time": "next tuesday", "kind": "deploy"},
@@ -149,7 +150,7 @@ fn mixed_batch_stores_the_good_events_and_names_the_bad() {
     assert_eq!(
         events[1],
         json!({"time": "2026-01-02T03:04:05.678Z", "kind": "recovery_failed",
-               "labels": {"component": "db"}, "fields": {"attempt": 3, "reason": "timeout"}})
+               "labels": {"component": "db"}, "fields": {"attempt": 3, "reason": "timeout", "duration_seconds": 1.5}})
     );
     assert_eq!(events[2]["time"], "2026-01-02T03:03:21.500Z");
 
@@ -186,6 +187,33 @@ fn bodies_that_are_not_arrays_of_events_are_rejected_whole() {
     assert!(query(&s, "")["events"].as_array().unwrap().is_empty());
 }
 
+#[test]
+fn gzip_bodies_are_accepted_like_other_ingest() {
+    use std::io::Write as _;
+    let s = start();
+    let events = json!([{"time": 1_767_323_000, "kind": "deploy", "labels": {"component": "api"}}]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(events.to_string().as_bytes()).unwrap();
+    let body = gz.finish().unwrap();
+    let r = post(
+        s.addr(),
+        "/api/v1/events",
+        &[JSON, ("Content-Encoding", "gzip")],
+        &body,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let got = query(&s, "");
+    assert_eq!(got["events"][0]["kind"], "deploy", "{got}");
+    let r = post(
+        s.addr(),
+        "/api/v1/events",
+        &[JSON, ("Content-Encoding", "gzip")],
+        b"not gzip",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("invalid gzip body"), "{}", r.text());
+}
+
 /// 40 events over 4 kinds and 3 components, pairs sharing a timestamp.
 fn load(s: &Server) -> Vec<Value> {
     let kinds = [
@@ -197,8 +225,10 @@ fn load(s: &Server) -> Vec<Value> {
     let comps = ["db", "cache", "api"];
     let events: Vec<Value> = (0..40)
         .map(|n| {
+            // Recovery kinds carry what the monitor derives from.
             json!({"time": 1_767_300_000 + (n / 2) * 60, "kind": kinds[n % 4],
-                   "labels": {"component": comps[n % 3]}, "fields": {"n": n}})
+                   "labels": {"component": comps[n % 3]},
+                   "fields": {"n": n, "error_kind": "timeout", "duration_seconds": 0.5}})
         })
         .collect();
     // Two requests, the second older than the first: order is by time.

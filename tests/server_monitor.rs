@@ -275,18 +275,28 @@ fn posted_events_become_exact_series_and_metrics() {
 }
 
 #[test]
-fn a_malformed_recovery_event_is_stored_counted_and_not_derived() {
+fn a_malformed_recovery_event_is_rejected_alone_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let h = Harness::start(dir.path(), |_| {});
     let t = now_ms();
-    // Valid as events (so stored), but the failure lacks duration_seconds.
-    post_events(
-        &h,
-        &json!([
-            ev(t, "fallback_used", json!({})),
-            ev(t, "recovery_failed", json!({"attempt": 2})),
-        ]),
+    // The failure lacks duration_seconds: rejected by index and field, its
+    // neighbour stored and derived.
+    let body = json!([
+        ev(t, "fallback_used", json!({})),
+        ev(t, "recovery_failed", json!({"attempt": 2})),
+    ]);
+    let r = post(
+        h.addr(),
+        "/api/v1/events",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
     );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["data"]["accepted"], 1, "{j}");
+    assert_eq!(j["data"]["errors"][0]["index"], 1, "{j}");
+    let why = j["data"]["errors"][0]["error"].as_str().unwrap();
+    assert!(why.contains("duration_seconds"), "{why}");
     h.round(t);
     assert_eq!(h.value("fallbacks_total{component=\"payments\"}", t), 1.0);
     assert!(
@@ -294,14 +304,9 @@ fn a_malformed_recovery_event_is_stored_counted_and_not_derived() {
             .select(&[Matcher::equal("__name__", "recoveries_total")])
             .is_empty()
     );
-    let m = get(h.addr(), "/metrics").text();
-    assert!(
-        m.contains("\ntidemark_monitor_invalid_events_total 1\n"),
-        "{m}"
-    );
     let r = get(h.addr(), "/api/v1/events?kind=recovery_failed");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["data"]["events"].as_array().unwrap().len(), 1);
+    assert!(r.json()["data"]["events"].as_array().unwrap().is_empty());
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tidemark_storage::events::{Cursor, Event, EventError, EventLog, EventLogOptions, EventQuery};
@@ -232,19 +232,8 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    match headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    {
-        None | Some("" | "identity") => {}
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "bad_data",
-                format!("unsupported Content-Encoding {other:?} for events: send plain JSON"),
-            ));
-        }
-    }
+    // Plain or gzip, decompressed up to the same cap as the other ingest.
+    let body = super::ingest::decode_body(&headers, body, st.cfg.server.max_decompressed_bytes)?;
     blocking(move || ingest(&st, &body, super::now_ms())).await
 }
 
@@ -267,7 +256,15 @@ fn ingest(st: &AppState, body: &[u8], now_ms: i64) -> Result<Response, ApiError>
     let retention_ms = st.cfg.events.retention.as_millis().min(i64::MAX as u128) as i64;
     let window = accepted_times(now_ms, retention_ms);
     for (i, item) in items.iter().enumerate() {
-        match parse_event(item, now_ms, window) {
+        // Recovery kinds must also carry what the monitor derives from
+        // (component, duration, breaker state...), or they are rejected
+        // here instead of being stored and silently not counted.
+        let parsed = parse_event(item, now_ms, window).and_then(|e| {
+            crate::monitor::RecoveryEvent::from_event(&e)
+                .map(|_| e)
+                .map_err(|err| err.to_string())
+        });
+        match parsed {
             Ok(e) => {
                 accepted.push(e);
                 index_of.push(i);

@@ -246,7 +246,11 @@ fn store(
 }
 
 /// Decompresses a gzip body (`Content-Encoding: gzip`) up to `limit` bytes.
-fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, ApiError> {
+pub(super) fn decode_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
