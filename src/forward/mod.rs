@@ -277,6 +277,8 @@ fn writer_loop(rx: &crossbeam_channel::Receiver<Msg>, targets: &[Arc<Target>], d
         filtered: Vec::new(),
         failing: vec![false; targets.len()],
     };
+    // Under steady load the channel never times out: sync by the clock.
+    let mut synced = std::time::Instant::now();
     loop {
         match rx.recv_timeout(SYNC_EVERY) {
             Ok(Msg::Batch(b, done)) => {
@@ -284,7 +286,11 @@ fn writer_loop(rx: &crossbeam_channel::Receiver<Msg>, targets: &[Arc<Target>], d
                 let _ = done.try_send(());
             }
             Ok(Msg::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => sync_all(targets),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+        if synced.elapsed() >= SYNC_EVERY {
+            sync_all(targets);
+            synced = std::time::Instant::now();
         }
     }
     // Batches a producer handed over while stopping.
