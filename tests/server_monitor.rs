@@ -531,3 +531,24 @@ fn the_demo_opens_a_breaker_and_a_default_alert_fires() {
     });
     assert!(fired, "{alerts}");
 }
+
+#[test]
+fn tidemark_own_metrics_are_stored_each_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(dir.path(), |_| {});
+    let t = now_ms();
+    let body = format!("m,host=a v=1 {t}\nm,host=b v=2 {t}\n");
+    let r = post(h.addr(), "/write?precision=ms", &[], body.as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+    h.round(t);
+    let addr = h.addr().to_string();
+    let q = format!("sum(tidemark_ingest_samples_accepted_total{{instance=\"{addr}\"}})");
+    assert_eq!(h.value(&q, t), 2.0);
+    // Every producer counts in the engine's own counter.
+    let q = format!("tidemark_storage_samples_appended_total{{instance=\"{addr}\"}} >= 2");
+    assert!(h.value(&q, t) >= 2.0);
+    // Histograms keep their exposition names.
+    let q =
+        format!("count(tidemark_http_request_duration_seconds_count{{instance=\"{addr}\"}}) > 0");
+    assert!(h.value(&q, t) > 0.0);
+}

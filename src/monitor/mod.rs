@@ -35,6 +35,7 @@ pub mod events;
 pub mod export;
 pub mod probes;
 pub mod resources;
+pub mod selfscrape;
 mod task;
 
 use std::collections::{BTreeMap, HashMap};

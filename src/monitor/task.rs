@@ -57,8 +57,15 @@ impl Round {
         if let Err(e) = write(&st.db, &sets, &values, now_ms) {
             note(e);
         }
-
+        // Storage gauges are otherwise refreshed only when /metrics is
+        // scraped: refresh them so the stored copy is current.
         let stats = st.db.stats();
+        st.metrics.set_storage(&stats);
+        let (sets, values) = super::selfscrape::samples(&st.metrics.gather(), instance);
+        if let Err(e) = write(&st.db, &sets, &values, now_ms) {
+            note(e);
+        }
+
         let overloaded = st.metrics.ingest_overloaded_requests();
         let dropped = st.monitor.dropped_components();
         let (in_flight, limit) = st.metrics.batches_in_flight();

@@ -24,6 +24,7 @@
 //! | `tidemark_index_series` | gauge | |
 //! | `tidemark_index_memory_bytes` | gauge | |
 //! | `tidemark_corrupt_chunks_total` | counter | |
+//! | `tidemark_storage_samples_appended_total` | counter | | (every producer, in-process included) |
 //! | `tidemark_query_duration_seconds` | histogram | `endpoint` |
 //! | `tidemark_http_request_duration_seconds` | histogram | `route` |
 //! | `process_*` | | (Linux: CPU, memory, fds, start time, threads) |
@@ -165,6 +166,7 @@ pub struct Metrics {
     index_series: IntGauge,
     index_memory_bytes: IntGauge,
     corrupt_chunks: IntCounter,
+    samples_appended: IntCounter,
     query: [Histogram; 2],
     http: HashMap<&'static str, Histogram>,
     http_vec: HistogramVec,
@@ -261,6 +263,11 @@ impl Metrics {
             "Corrupt chunks skipped by reads since the database was opened.",
         )?;
         register(r, &corrupt_chunks)?;
+        let samples_appended = IntCounter::new(
+            "tidemark_storage_samples_appended_total",
+            "Samples the engine accepted from every producer (HTTP ingest, rules, the monitor, in-process callers).",
+        )?;
+        register(r, &samples_appended)?;
 
         let query_vec = HistogramVec::new(
             HistogramOpts::new(
@@ -307,6 +314,7 @@ impl Metrics {
             index_series,
             index_memory_bytes,
             corrupt_chunks,
+            samples_appended,
             query,
             http,
             http_vec,
@@ -391,6 +399,10 @@ impl Metrics {
         if s.corrupt_chunks > seen {
             self.corrupt_chunks.inc_by(s.corrupt_chunks - seen);
         }
+        let seen = self.samples_appended.get();
+        if s.samples_appended > seen {
+            self.samples_appended.inc_by(s.samples_appended - seen);
+        }
     }
 
     /// Adds a collector (the forwarder's) to the `/metrics` registry.
@@ -399,6 +411,12 @@ impl Metrics {
         c: Box<dyn prometheus::core::Collector>,
     ) -> Result<(), prometheus::Error> {
         self.registry.register(c)
+    }
+
+    /// Every registered family's current values (the monitor stores them
+    /// as series each round; see `monitor::selfscrape`).
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
     }
 
     /// The exposition: (Content-Type, body).

@@ -171,6 +171,9 @@ pub struct DbStats {
     pub wal_bytes: u64,
     /// Corrupt chunks skipped by reads since open.
     pub corrupt_chunks: u64,
+    /// Samples accepted by `submit`/`append` since open (every producer:
+    /// HTTP ingest, rules, the monitor, an embedding program).
+    pub samples_appended: u64,
 }
 
 pub(crate) struct Shared {
@@ -563,7 +566,9 @@ impl Db {
                     head_samples,
                     head_bytes,
                     wal_bytes,
+                    samples_appended,
                 } = s;
+                st.samples_appended += samples_appended;
                 st.head_series += head_series;
                 st.head_samples += head_samples;
                 st.head_bytes += head_bytes;

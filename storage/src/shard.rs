@@ -60,6 +60,8 @@ pub(crate) struct ShardStats {
     pub(crate) head_samples: usize,
     pub(crate) head_bytes: usize,
     pub(crate) wal_bytes: u64,
+    /// Samples accepted by this shard since open.
+    pub(crate) samples_appended: u64,
 }
 
 /// Settings a writer needs.
@@ -87,6 +89,8 @@ pub(crate) struct Writer {
     scratch: Vec<Sample>,
     chunks: Vec<PendingChunk>,
     failed: Option<String>,
+    /// Samples accepted since open (owned by this thread; read via `Stats`).
+    appended: u64,
 }
 
 impl Writer {
@@ -114,6 +118,7 @@ impl Writer {
             scratch: Vec::new(),
             chunks: Vec::new(),
             failed: None,
+            appended: 0,
         }
     }
 
@@ -181,6 +186,7 @@ impl Writer {
                     head_samples: self.head.samples(),
                     head_bytes: self.head.memory_bytes(),
                     wal_bytes: self.wal.size_bytes(),
+                    samples_appended: self.appended,
                 });
             }
         }
@@ -210,6 +216,7 @@ impl Writer {
             }
         });
         ticket.count(entries.len() as u64, too_old, unknown);
+        self.appended += entries.len() as u64;
         if !entries.is_empty() {
             self.wal_buf.clear();
             wal::encode_samples(entries.iter().copied(), &mut self.wal_buf);

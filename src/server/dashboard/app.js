@@ -107,7 +107,7 @@ const CHARTS = [
     id: 'chart-throughput',
     unit: '/s',
     queries: (w) => [
-      [`sum(rate(tidemark_ingest_samples_accepted_total[${w}]))`, 'samples ingested'],
+      [`sum(rate(tidemark_storage_samples_appended_total[${w}]))`, 'samples ingested'],
       [`sum(rate(recoveries_total[${w}]))`, 'recovery attempts'],
       [`sum(rate(errors_total[${w}]))`, 'errors'],
     ],
