@@ -459,6 +459,38 @@ mod tests {
     }
 
     #[test]
+    fn health_is_degraded_while_any_target_fails() {
+        let h = crate::health::Health::new();
+        let fh = ForwardHealth::new(h.component("forwarder", 1));
+        let get = || {
+            h.snapshot()
+                .into_iter()
+                .find(|c| c.name == "forwarder")
+                .unwrap()
+        };
+        fh.failing("a", "HTTP 503; retry 1 in 30ms".into(), 2);
+        fh.failing("b", "request failed: refused".into(), 3);
+        let c = get();
+        assert_eq!((c.status, c.since_ms), (crate::health::Status::Degraded, 2));
+        assert_eq!(
+            c.reason.as_deref(),
+            Some("target a: HTTP 503; retry 1 in 30ms; target b: request failed: refused")
+        );
+        fh.ok("a", 4);
+        assert_eq!(get().status, crate::health::Status::Degraded);
+        assert_eq!(
+            get().reason.as_deref(),
+            Some("target b: request failed: refused")
+        );
+        fh.ok("b", 5);
+        let c = get();
+        assert_eq!(
+            (c.status, c.since_ms, c.reason),
+            (crate::health::Status::Healthy, 5, None)
+        );
+    }
+
+    #[test]
     fn fill_stops_at_max_and_takes_an_oversized_first_record_whole() {
         let dir = tempfile::tempdir().unwrap();
         let samples: Vec<Entry> = (0..30).map(|i| (SeriesId(1), i, 0.0)).collect();
