@@ -92,7 +92,7 @@ fn target(name: &str, addr: SocketAddr) -> ForwardConfig {
         batch_send_deadline: Duration::from_millis(20),
         min_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
-        timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(30),
         ..ForwardConfig::default()
     }
 }
