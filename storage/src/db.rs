@@ -730,7 +730,7 @@ fn spawn_maintenance(
                 if let Err(e) = shared.parts.compact(closed_before) {
                     tracing::warn!(error = %e, "background compaction failed");
                 }
-                match shared.rollups.run(&shared.parts, closed_before, Some(now)) {
+                match shared.rollups.run(&shared.parts, closed_before) {
                     Ok(r) if r.windows_built > 0 => tracing::info!(
                         windows = r.windows_built,
                         raw_samples = r.raw_samples,

@@ -12,9 +12,7 @@ impl Db {
     /// before `closed_before` (ms), then each coarser tier. The background
     /// thread calls this after compaction with `now - ooo_window`.
     pub fn rollup_until(&self, closed_before: Timestamp) -> Result<RollupReport, Error> {
-        self.shared
-            .rollups
-            .run(&self.shared.parts, closed_before, None)
+        self.shared.rollups.run(&self.shared.parts, closed_before)
     }
 
     /// [`Db::rollup_until`] the current wall-clock time minus the

@@ -270,15 +270,15 @@ impl Rollups {
     }
 
     /// Builds every pending window of every tier from raw windows sealed
-    /// and ending at or before `closed_before`. With `now_ms`, windows
-    /// already past their tier's retention are not built (the background
-    /// thread would otherwise rebuild what retention just dropped whenever
-    /// the source outlives the tier).
+    /// and ending at or before `closed_before`. Windows past their tier's
+    /// retention are built too (old imported data reaches the coarser
+    /// tiers through them) and dropped by the retention pass after; only a
+    /// source that outlives its tier (raw kept longer than `1m`) would
+    /// rebuild such a window on every run.
     pub(crate) fn run(
         &self,
         raw: &Partitions,
         closed_before: Timestamp,
-        now_ms: Option<Timestamp>,
     ) -> Result<RollupReport, Error> {
         let _one = self.running.lock().expect("rollup lock poisoned");
         let started = Instant::now();
@@ -304,12 +304,6 @@ impl Rollups {
                     .push(s);
             }
             for (target, srcs) in by_target {
-                let expired = now_ms.zip(tier.retention).is_some_and(|(now, r)| {
-                    target.saturating_add(tier.width) <= now.saturating_sub(r)
-                });
-                if expired {
-                    continue;
-                }
                 let existing = tier.get(target);
                 let recorded: HashSet<SourceGen> = existing
                     .as_ref()
