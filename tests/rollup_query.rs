@@ -161,6 +161,7 @@ fn a_year_from_rollups_matches_raw_and_reads_no_raw_sample() {
     ] {
         let w = run(&raw, q, start, end, HOUR);
         let d = max_rel_diff(q, &run(&h1, q, start, end, HOUR), &w);
+        println!("{q}: 1h tier vs raw, largest relative difference {d:.2e} (bound {bound:.2e})");
         assert!(
             d <= bound,
             "{q}: 1h tier differs from raw by {d}, bound {bound}"

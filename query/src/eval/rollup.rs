@@ -25,8 +25,10 @@
 //!   For regularly spaced samples and bucket-aligned windows this is the
 //!   raw answer (both extend the window by half an interval at each end);
 //!   with irregular spacing it differs by at most the extrapolated share,
-//!   i.e. about one sample interval over the range (`tests/rollup_query.rs`
-//!   checks 0.5 % at `[1h]` over 10 s data).
+//!   i.e. at most about one sample interval over the range
+//!   (`tests/rollup_query.rs`: jittered 60 s samples, `rate(x[1h])` from
+//!   the 1h tier within 1/60 of raw, 1.2 % measured; `[1d]` within 1/1440,
+//!   0.036 % measured).
 //! - instant selectors: the `last` of the latest bucket ending at or
 //!   before `t`, visible while `t` is within the lookback *plus the bucket
 //!   width* of the bucket's end, so an hour bucket answers for the hour
