@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tidemark::source::{DbSource, TierChoice};
 use tidemark_query::{EvalOptions, Series, eval_range, parse};
-use tidemark_storage::{Db, FsyncMode, Labels, Options, WriteBatch};
+use tidemark_storage::{Db, FsyncMode, Labels, Options, TierSpec, WriteBatch};
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -38,6 +38,7 @@ fn options() -> Options {
         shards: NonZeroUsize::new(2).unwrap(),
         ooo_window: Duration::from_secs(400 * 86_400),
         compact_interval: Duration::ZERO,
+        tiers: TierSpec::defaults(),
         ..Options::default()
     }
 }
@@ -212,8 +213,18 @@ fn a_year_from_rollups_matches_raw_and_reads_no_raw_sample() {
 
 #[test]
 fn tier_parameter_forces_a_tier_and_names_unknown_ones() {
-    let server = common::Server::start(|_| {});
-    let db = &server.db;
+    // The real server over a Db with the default tiers (the shared test
+    // helper opens its Db without tiers).
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(Db::open(dir.path(), options()).unwrap());
+    let mut cfg = tidemark::config::Config::default();
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.storage.data_dir = dir.path().to_path_buf();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = rt
+        .block_on(tidemark::server::start(db.clone(), cfg))
+        .unwrap();
+    let addr = running.addr;
     let id = db
         .resolve(&Labels::from_pairs([("__name__", "up")]))
         .unwrap();
@@ -228,7 +239,7 @@ fn tier_parameter_forces_a_tier_and_names_unknown_ones() {
     let (s, e) = ((Y0 + DAY) / 1000, (Y0 + 2 * DAY) / 1000);
     let q = |tier: &str| {
         common::get(
-            server.addr(),
+            addr,
             &format!(
                 "/api/v1/query_range?query=max_over_time(up[1h])&start={s}&end={e}&step=3600{tier}"
             ),
@@ -253,6 +264,7 @@ fn tier_parameter_forces_a_tier_and_names_unknown_ones() {
         msg.contains("tier") && msg.contains("5m") && msg.contains("1h"),
         "{msg}"
     );
+    rt.block_on(running.shutdown()).unwrap();
 }
 
 #[test]

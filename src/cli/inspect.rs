@@ -20,7 +20,15 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let db = Db::open(&args.data_dir, Options::default())
+    // The default tiers: a directory built with other tiers shows those
+    // as absent (and a tier of the same name at another resolution is
+    // refused, never rewritten).
+    let opts = Options {
+        tiers: tidemark_storage::TierSpec::defaults(),
+        compact_interval: std::time::Duration::ZERO,
+        ..Options::default()
+    };
+    let db = Db::open(&args.data_dir, opts)
         .with_context(|| format!("opening {}", args.data_dir.display()))?;
     let parts = db.inspect()?;
     let st = db.stats();

@@ -80,8 +80,9 @@ pub struct Options {
     pub retention_overrides: Vec<crate::retention::RetentionOverride>,
     /// Rollup tiers, finest first (see `rollup`): each built from the one
     /// before it, the first from sealed raw partitions, by the background
-    /// thread after compaction. Default `TierSpec::defaults()` (1m kept
-    /// 90 d, 1h kept 5 y); empty disables downsampling.
+    /// thread after compaction. Default none; `TierSpec::defaults()` (1m
+    /// kept 90 d, 1h kept 5 y) is what the server's configuration uses.
+    /// Each resolution must divide the raw partition width.
     pub tiers: Vec<crate::rollup::TierSpec>,
     pub wal: WalOptions,
 }
@@ -103,7 +104,7 @@ impl Default for Options {
             retention: None,
             retention_max_bytes: None,
             retention_overrides: Vec::new(),
-            tiers: crate::rollup::TierSpec::defaults(),
+            tiers: Vec::new(),
             wal: WalOptions::default(),
         }
     }
