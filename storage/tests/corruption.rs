@@ -15,6 +15,8 @@ fn options() -> Options {
         shards: NonZeroUsize::new(1).unwrap(),
         partition_duration: Duration::from_secs(100),
         compact_interval: Duration::ZERO,
+        // Windows narrower than a 1m bucket: no rollup tiers.
+        tiers: Vec::new(),
         ..Options::default()
     }
 }
