@@ -34,6 +34,9 @@
 //!   width* of the bucket's end, so an hour bucket answers for the hour
 //!   after it.
 //!
+//! Limits: a bucket is charged as `BUCKET_COST` samples (its size over a
+//! sample's), so `max_samples` bounds memory alike for both.
+//!
 //! Not exact, so the planner prefers raw data (or the finest tier) for
 //! them: every other range function runs on one assumed sample per bucket
 //! at `end - 1`: the bucket's mean for `quantile_over_time`,
@@ -49,6 +52,10 @@ use crate::ast::VectorSelector;
 use crate::catalog::Func;
 use crate::source::{Bucket, BucketSeries, SelectHints, Selection, SeriesData};
 use crate::value::is_stale_nan;
+
+/// Samples a bucket counts as against `EvalOptions::max_samples`
+/// (`size_of::<Bucket>() / size_of::<(i64, f64)>()`, rounded up).
+const BUCKET_COST: usize = std::mem::size_of::<Bucket>().div_ceil(16);
 
 /// An admitted selection.
 pub(crate) enum Selected {
@@ -78,7 +85,10 @@ impl Evaluator<'_> {
                         limit: self.opts.max_series,
                     });
                 }
-                self.charge(b.iter().map(|s| s.buckets.len()).sum())?;
+                // A bucket holds as much memory as this many samples: the
+                // sample limit bounds memory the same way for both.
+                let n: usize = b.iter().map(|s| s.buckets.len()).sum();
+                self.charge(n.saturating_mul(BUCKET_COST))?;
                 for s in &mut b {
                     for x in &mut s.buckets {
                         // Raw samples keep stale markers; other NaNs are
@@ -423,6 +433,28 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn buckets_count_against_the_sample_limit_by_size() {
+        let src = Bucketed {
+            inner: source(),
+            width: 60_000,
+        };
+        let e = parse("max_over_time(g[1h])").unwrap();
+        // 61 one-minute buckets, one step.
+        let run = |max_samples| {
+            let opts = EvalOptions {
+                max_samples,
+                ..EvalOptions::default()
+            };
+            eval_range(&src, &e, 3_660_000, 3_660_000, 60_000, &opts)
+        };
+        assert!(run(61 * BUCKET_COST + 10).is_ok());
+        assert!(matches!(
+            run(61 * BUCKET_COST - 1),
+            Err(crate::EvalError::TooManySamples { .. })
+        ));
     }
 
     #[test]
