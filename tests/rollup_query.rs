@@ -309,3 +309,48 @@ fn rollup_and_inspect_commands_on_a_stopped_data_dir() {
     assert_eq!(tiers[1]["points"], 2 * DAY / MIN);
     assert_eq!(tiers[2]["points"], 48);
 }
+
+#[test]
+fn background_maintenance_rolls_up_history_before_retention_drops_it() {
+    // Two days from 2025-01: closed whatever the wall clock says, older
+    // than raw (15 d) and 1m (90 d) retention, younger than 1h (5 y). The
+    // maintenance thread must compact, roll up through both tiers, and
+    // only then expire raw and 1m. No clock is mocked: nothing here depends
+    // on when the thread runs, only that it eventually has (polled).
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        compact_interval: Duration::from_millis(100),
+        retention: Some(Duration::from_secs(15 * 86_400)),
+        ..options()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let id = db
+        .resolve(&Labels::from_pairs([("__name__", "up")]))
+        .unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..(2 * DAY / MIN) {
+        b.push(id, Y0 + i * MIN + 7_000, (i % 10) as f64);
+    }
+    db.append(&b).unwrap();
+    db.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = |db: &Db| {
+        let t = db.tiers();
+        db.raw_start().is_none() && t[0].coverage.is_empty() && !t[1].coverage.is_empty()
+    };
+    while !done(&db) {
+        assert!(
+            Instant::now() < deadline,
+            "maintenance did not finish: {:?}",
+            db.tiers()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(db.tiers()[1].coverage, vec![(Y0, Y0 + 2 * DAY)]);
+    let src = with(&db, TierChoice::Auto);
+    let got = run(&src, "max_over_time(up[1h])", Y0 + HOUR, Y0 + 2 * DAY, HOUR);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].samples.len(), 48);
+    assert!(got[0].samples.iter().all(|s| s.1 == 9.0));
+    assert_eq!(src.reads().raw_samples, 0);
+}
