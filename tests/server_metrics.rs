@@ -364,3 +364,205 @@ fn remote_write_rejections_are_counted_by_reason() {
     );
     promtool_check(&m, false);
 }
+
+/// The real server started here (not through `common::Server`) so the
+/// test reaches its state (`RuleManager::eval_group` at a chosen time)
+/// and opens the database with the configuration's storage options
+/// (rollup tiers `1m` and `1h`, `fsync = "batch"`).
+struct Owned {
+    rt: tokio::runtime::Runtime,
+    running: Option<tidemark::server::Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            let _ = self.rt.block_on(r.shutdown());
+        }
+    }
+}
+
+#[test]
+fn own_metrics_cover_fsync_tiers_rule_groups_and_notifications() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tidemark::notify::config::{
+        ChannelConfig, FileChannelConfig, NotifyConfig, ReceiverConfig, RouteConfig,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yml");
+    // Group `ok` records a sum; group `bad` fails (two series over its
+    // limit of one) every round.
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: ok\n    rules:\n      - record: m_sum\n        expr: sum(m_v)\n  - name: bad\n    limit: 1\n    rules:\n      - record: too_many\n        expr: m_v\n",
+    )
+    .unwrap();
+    let out_file = dir.path().join("notify/out.jsonl");
+    let data = dir.path().join("data");
+    let mut cfg = tidemark::config::Config::default();
+    cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.storage.data_dir = data.clone();
+    cfg.monitor.interval = Duration::from_secs(3600);
+    cfg.rules.files = vec![rules.clone()];
+    cfg.rules.default_pack = false;
+    cfg.rules.evaluation_interval = Duration::from_secs(3600);
+    cfg.notify = NotifyConfig {
+        receivers: vec![ReceiverConfig {
+            name: "ops".into(),
+            channels: vec![ChannelConfig::File(FileChannelConfig {
+                path: out_file.clone(),
+                max_bytes: 1 << 20,
+                keep: 1,
+            })],
+        }],
+        route: RouteConfig {
+            receiver: Some("ops".into()),
+            ..RouteConfig::default()
+        },
+        ..NotifyConfig::default()
+    };
+    assert_eq!(
+        cfg.storage_options().fsync,
+        tidemark_storage::FsyncMode::Batch
+    );
+    let db = Arc::new(tidemark_storage::Db::open(&data, cfg.storage_options()).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let running = rt.block_on(tidemark::server::start(db, cfg)).unwrap();
+    let s = Owned {
+        rt,
+        running: Some(running),
+        _dir: dir,
+    };
+    let running = s.running.as_ref().unwrap();
+    let (addr, state) = (running.addr, running.state.clone());
+    let scrape = || {
+        let r = get(addr, "/metrics");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+
+    // Before any write: the fsync histogram is there, empty.
+    let m = scrape();
+    assert_eq!(
+        value_of(&m, "tidemark_wal_fsync_duration_seconds_count"),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(!m.contains("tidemark_notifications_total"), "{m}");
+
+    let t = now_ms() / 1000 * 1000;
+    let body = format!("m,k=a v=1 {t}\nm,k=b v=2 {t}\n");
+    let r = post(addr, "/write?precision=ms", &[], body.as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    // Rule groups: wait for the scheduler's start-up rounds (at wall-clock
+    // time), then evaluate both groups at a chosen time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while state
+        .rules
+        .groups()
+        .iter()
+        .any(|g| g.status().last_eval_ms.is_none())
+    {
+        assert!(std::time::Instant::now() < deadline, "no start-up round");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let groups = state.rules.groups();
+    let ok = groups.iter().position(|g| g.group.name == "ok").unwrap();
+    let bad = groups.iter().position(|g| g.group.name == "bad").unwrap();
+    let file = groups[ok].file.clone();
+    let fails_before = groups[bad].status().failures_total;
+    let eval_t = t + 1500;
+    state.rules.eval_group(ok, eval_t);
+    state.rules.eval_group(bad, eval_t);
+
+    // A test notification through the file channel.
+    let r = post(
+        addr,
+        "/api/v1/notifications/test",
+        &[("Content-Type", "application/json")],
+        br#"{"receiver":"ops"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"][0]["outcome"], "sent", "{}", r.text());
+    assert!(std::fs::metadata(&out_file).unwrap().len() > 0);
+
+    // Compaction writes the head into a raw partition.
+    let r = post(addr, "/api/v1/admin/compact", &[], b"");
+    assert!(r.status < 300, "{}", r.text());
+
+    let m = scrape();
+    let v = |series: &str| value_of(&m, series).unwrap_or_else(|| panic!("{series}: {m}"));
+
+    // WAL fsync: group commit synced at least once, buckets cumulative.
+    let count = v("tidemark_wal_fsync_duration_seconds_count");
+    assert!(count >= 1.0, "{m}");
+    assert_eq!(
+        v("tidemark_wal_fsync_duration_seconds_bucket{le=\"+Inf\"}"),
+        count
+    );
+    assert!(v("tidemark_wal_fsync_duration_seconds_sum") > 0.0, "{m}");
+    let mut prev = 0.0;
+    for le in ["0.0005", "0.001", "0.01", "0.1", "1"] {
+        let c = v(&format!(
+            "tidemark_wal_fsync_duration_seconds_bucket{{le=\"{le}\"}}"
+        ));
+        assert!(c >= prev && c <= count, "le={le}: {m}");
+        prev = c;
+    }
+
+    // Tiers: raw holds the compacted partition; the rollup tiers are listed.
+    assert!(v("tidemark_tier_bytes{tier=\"raw\"}") > 0.0, "{m}");
+    assert!(v("tidemark_tier_partitions{tier=\"raw\"}") >= 1.0, "{m}");
+    for tier in ["1m", "1h"] {
+        v(&format!("tidemark_tier_bytes{{tier=\"{tier}\"}}"));
+        v(&format!("tidemark_tier_partitions{{tier=\"{tier}\"}}"));
+    }
+
+    // Rule groups.
+    let ok_l = format!("file=\"{file}\",group=\"ok\"");
+    let bad_l = format!("file=\"{file}\",group=\"bad\"");
+    assert!(
+        v(&format!(
+            "tidemark_rule_group_last_duration_seconds{{{ok_l}}}"
+        )) > 0.0
+    );
+    assert_eq!(
+        v(&format!(
+            "tidemark_rule_group_last_evaluation_timestamp_seconds{{{ok_l}}}"
+        )),
+        eval_t as f64 / 1000.0
+    );
+    assert_eq!(
+        v(&format!(
+            "tidemark_rule_evaluation_failures_total{{{ok_l}}}"
+        )),
+        0.0
+    );
+    assert_eq!(
+        v(&format!(
+            "tidemark_rule_evaluation_failures_total{{{bad_l}}}"
+        )),
+        (fails_before + 1) as f64,
+        "{m}"
+    );
+
+    // Notifications: exactly the one test send.
+    assert_eq!(
+        v("tidemark_notifications_total{channel=\"file\",outcome=\"sent\",receiver=\"ops\"}"),
+        1.0
+    );
+    assert!(!m.contains("outcome=\"failed\""), "{m}");
+    assert_eq!(
+        v("tidemark_notification_latency_seconds_count{channel=\"file\"}"),
+        1.0
+    );
+    assert_eq!(
+        v("tidemark_notification_latency_seconds_bucket{channel=\"file\",le=\"+Inf\"}"),
+        1.0
+    );
+    promtool_check(&m, false);
+}

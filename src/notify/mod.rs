@@ -11,12 +11,15 @@
 //!   groups, timers, muting, escalation; [`nflog`]: the dedup log;
 //!   [`silence`], [`inhibit`]; [`dispatch`]: retries with backoff.
 //! - [`history`]: alert history and statistics; [`events`]: the same in
-//!   the event log.
+//!   the event log; [`stats`]: delivery counts and latency for `/metrics`
+//!   (counted wherever an outcome is recorded in history).
 //! - [`Notifier`]: the core behind a mutex, the channels, persistence under
 //!   `<data_dir>/notify/state.json` and the tokio driver ([`NotifierTask`]).
 //!
 //! Invariants:
-//! - Only [`NotifierTask`] reads the clock; everything else takes `now_ms`.
+//! - Only [`NotifierTask`] reads the clock; everything else takes `now_ms`
+//!   (send latencies for `/metrics` are measured with a monotonic `Instant`
+//!   and never decide anything).
 //! - The core's mutex is held for bookkeeping only, never across a send or
 //!   file write: each delivery runs in its own tokio task, so a slow or
 //!   failing channel never blocks the others or the rule evaluator.
@@ -35,6 +38,7 @@ pub mod inhibit;
 pub mod nflog;
 pub mod route;
 pub mod silence;
+pub mod stats;
 pub mod time;
 
 use std::collections::BTreeMap;
@@ -79,6 +83,7 @@ pub struct Notifier {
     component: Component,
     retry: RetryConfig,
     history: Arc<dyn History>,
+    stats: stats::NotifyStats,
     state_path: Option<PathBuf>,
     external_url: String,
     save_lock: Mutex<()>,
@@ -170,10 +175,22 @@ impl Notifier {
             component,
             retry: cfg.retry.clone(),
             history,
+            stats: stats::NotifyStats::default(),
             state_path,
             external_url: cfg.external_url.trim_end_matches('/').to_string(),
             save_lock: Mutex::new(()),
         }))
+    }
+
+    /// Delivery counts and latencies (for `/metrics`).
+    pub fn stats(&self) -> &stats::NotifyStats {
+        &self.stats
+    }
+
+    /// Records `entries` in history and counts their outcomes.
+    fn record(&self, entries: &[Entry]) {
+        self.stats.count(entries);
+        self.history.record(entries);
     }
 
     /// Runs `f` on the core.
@@ -184,7 +201,7 @@ impl Notifier {
     /// Everything due at `now_ms` (records suppressions in history).
     pub fn tick(&self, now_ms: i64) -> Vec<Dispatch> {
         let (ds, hist) = lock(&self.core).tick(now_ms);
-        self.history.record(&hist);
+        self.record(&hist);
         ds
     }
 
@@ -198,6 +215,7 @@ impl Notifier {
         else {
             return;
         };
+        let started = std::time::Instant::now();
         let (attempts, result) = dispatch::send_with_retry(
             ch.as_ref(),
             &d.notification,
@@ -205,6 +223,9 @@ impl Notifier {
             tokio::time::sleep,
         )
         .await;
+        if result.is_ok() {
+            self.stats.observe_latency(ch.kind(), started.elapsed());
+        }
         let now = time::now_ms();
         let error = result.as_ref().err().map(|e| e.to_string());
         if let Some(h) = self.channel_health.get(&(d.receiver.clone(), d.channel)) {
@@ -217,7 +238,7 @@ impl Notifier {
             tracing::warn!(receiver = %d.receiver, channel = d.channel_kind, error = %e, attempts, "notification failed");
         }
         let entry = lock(&self.core).delivered(&d, error, now);
-        self.history.record(&[entry]);
+        self.record(&[entry]);
     }
 
     /// Spawns one task per dispatch on the current tokio runtime.
@@ -318,7 +339,14 @@ impl Notifier {
             .iter()
             .map(|ch| {
                 let n = &n;
-                async move { (ch.kind(), ch.send(n).await.err().map(|e| e.to_string())) }
+                async move {
+                    let started = std::time::Instant::now();
+                    let err = ch.send(n).await.err().map(|e| e.to_string());
+                    if err.is_none() {
+                        self.stats.observe_latency(ch.kind(), started.elapsed());
+                    }
+                    (ch.kind(), err)
+                }
             })
             .collect();
         let results = join_all(sends).await;
@@ -339,7 +367,7 @@ impl Notifier {
                 )
             })
             .collect();
-        self.history.record(&entries);
+        self.record(&entries);
         Ok(results)
     }
 
@@ -414,7 +442,7 @@ impl AlertSink for Notifier {
             })
             .collect();
         let hist = lock(&self.core).on_alerts(source, &with_urls, now_ms);
-        self.history.record(&hist);
+        self.record(&hist);
     }
 }
 

@@ -114,6 +114,9 @@ pub struct GroupStatus {
     /// How long the last round took (queries and append). Rules of a group
     /// are evaluated as one unit, so this is also what each rule reports.
     pub eval_duration: Duration,
+    /// Rule evaluations that failed since start (a round adds one per
+    /// failing rule), exported as `tidemark_rule_evaluation_failures_total`.
+    pub failures_total: u64,
     /// One entry per rule, in file order.
     pub rules: Vec<RuleStatus>,
 }
@@ -316,6 +319,8 @@ impl RuleManager {
             st.state = state;
             st.last_eval_ms = Some(t_ms);
             st.eval_duration = started.elapsed();
+            st.failures_total +=
+                rules.iter().filter(|r| r.health == RuleHealth::Err).count() as u64;
             st.rules = rules;
         }
         if let Some(sink) = self.sink.get() {
@@ -704,6 +709,9 @@ groups:
         let err = st.rules[0].last_error.as_deref().unwrap();
         assert!(err.contains("exceeded limit"), "{err}");
         assert_eq!(st.rules[1].health, RuleHealth::Ok);
+        assert_eq!(st.failures_total, 1);
+        m.eval_group(0, t + 60_000);
+        assert_eq!(m.groups()[0].status().failures_total, 2);
         assert_eq!(db.select(&[Matcher::equal("__name__", "one")]).len(), 1);
         assert!(
             db.select(&[Matcher::equal("__name__", "too_many")])

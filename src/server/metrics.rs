@@ -27,8 +27,20 @@
 //! | `tidemark_storage_samples_appended_total` | counter | | (every producer, in-process included) |
 //! | `tidemark_query_duration_seconds` | histogram | `endpoint` |
 //! | `tidemark_http_request_duration_seconds` | histogram | `route` |
+//! | `tidemark_wal_fsync_duration_seconds` | histogram | | (per scrape: WAL syncs of group commit / `fsync = "always"`) |
+//! | `tidemark_tier_bytes` | gauge | `tier` (`raw`, `1m`, `1h`) | (per scrape: in-memory file sizes) |
+//! | `tidemark_tier_partitions` | gauge | `tier` | (per scrape) |
+//! | `tidemark_rule_group_last_duration_seconds` | gauge | `file`, `group` | (per scrape) |
+//! | `tidemark_rule_group_last_evaluation_timestamp_seconds` | gauge | `file`, `group` | (per scrape; 0 before the first round) |
+//! | `tidemark_rule_evaluation_failures_total` | counter | `file`, `group` | (per scrape; one per failing rule per round) |
+//! | `tidemark_notifications_total` | counter | `receiver`, `channel`, `outcome` (`sent`, `failed`, `suppressed`) | (per scrape) |
+//! | `tidemark_notification_latency_seconds` | histogram | `channel` | (per scrape: successful sends, retries included) |
 //! | `process_*` | | (Linux: CPU, memory, fds, start time, threads) |
 //!
+//! The families marked "per scrape" are built by `server::metrics_extra`
+//! from the database, the rule manager and the notifier at each scrape
+//! (they are not in the registry, so the monitor's self-scrape does not
+//! store them),
 //! plus the recovery monitor's current values (`errors_total`,
 //! `recoveries_total`, `recovery_duration_seconds`, breaker states, ...;
 //! `crate::monitor::export` lists them), built per scrape.
@@ -497,9 +509,15 @@ pub(super) async fn handler(
 ) -> Result<Response, ApiError> {
     let openmetrics = wants_openmetrics(&headers);
     let (content_type, body) = blocking(move || {
-        st.metrics.set_storage(&st.db.stats());
-        let monitor = crate::monitor::export::families(&st.monitor);
-        Ok(st.metrics.render_with(openmetrics, monitor)?)
+        let stats = st.db.stats();
+        st.metrics.set_storage(&stats);
+        let mut extra = crate::monitor::export::families(&st.monitor);
+        extra.extend(super::metrics_extra::storage_families(
+            &stats,
+            &st.db.tier_sizes(),
+        ));
+        extra.extend(super::metrics_extra::rule_and_notify_families(&st));
+        Ok(st.metrics.render_with(openmetrics, extra)?)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())

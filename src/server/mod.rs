@@ -19,6 +19,7 @@ mod federate;
 mod health;
 mod ingest;
 pub mod metrics;
+mod metrics_extra;
 mod params;
 mod status;
 

@@ -175,6 +175,9 @@ pub struct DbStats {
     /// Samples accepted by `submit`/`append` since open (every producer:
     /// HTTP ingest, rules, the monitor, an embedding program).
     pub samples_appended: u64,
+    /// WAL fsync durations of every shard since open (empty with
+    /// `fsync = "never"`).
+    pub wal_fsync: crate::selfstats::FsyncHistogram,
 }
 
 pub(crate) struct Shared {
@@ -568,7 +571,9 @@ impl Db {
                     head_bytes,
                     wal_bytes,
                     samples_appended,
+                    fsync,
                 } = s;
+                st.wal_fsync.merge(&fsync);
                 st.samples_appended += samples_appended;
                 st.head_series += head_series;
                 st.head_samples += head_samples;

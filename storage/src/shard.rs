@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::head::{Appended, Head};
 use crate::index::Index;
 use crate::partition::{Partitions, PendingChunk, encode_for_partitions};
+use crate::selfstats::FsyncHistogram;
 use crate::ticket::TicketState;
 use crate::types::{Sample, SeriesId, Timestamp};
 use crate::wal::{self, FsyncMode, Wal};
@@ -62,6 +63,8 @@ pub(crate) struct ShardStats {
     pub(crate) wal_bytes: u64,
     /// Samples accepted by this shard since open.
     pub(crate) samples_appended: u64,
+    /// Durations of this shard's WAL syncs since open.
+    pub(crate) fsync: FsyncHistogram,
 }
 
 /// Settings a writer needs.
@@ -91,6 +94,8 @@ pub(crate) struct Writer {
     failed: Option<String>,
     /// Samples accepted since open (owned by this thread; read via `Stats`).
     appended: u64,
+    /// WAL sync durations (owned by this thread; read via `Stats`).
+    fsync_hist: FsyncHistogram,
 }
 
 impl Writer {
@@ -119,6 +124,7 @@ impl Writer {
             chunks: Vec::new(),
             failed: None,
             appended: 0,
+            fsync_hist: FsyncHistogram::default(),
         }
     }
 
@@ -187,6 +193,7 @@ impl Writer {
                     head_bytes: self.head.memory_bytes(),
                     wal_bytes: self.wal.size_bytes(),
                     samples_appended: self.appended,
+                    fsync: self.fsync_hist,
                 });
             }
         }
@@ -245,7 +252,12 @@ impl Writer {
         }
         let res = match self.cfg.fsync {
             FsyncMode::Never => self.wal.flush(),
-            FsyncMode::Always | FsyncMode::Batch => self.wal.sync(),
+            FsyncMode::Always | FsyncMode::Batch => {
+                let started = Instant::now();
+                let res = self.wal.sync();
+                self.fsync_hist.observe(started.elapsed());
+                res
+            }
         };
         if let Err(e) = res {
             self.fail(Error::from(e));

@@ -68,4 +68,24 @@ impl Db {
     pub fn rollup_disk_bytes(&self) -> u64 {
         self.shared.rollups.disk_bytes()
     }
+
+    /// Files and bytes per tier, `raw` first, from the in-memory file
+    /// lists: cheap enough for every scrape, unlike [`Db::inspect_tiers`].
+    pub fn tier_sizes(&self) -> Vec<crate::TierSize> {
+        let parts = &self.shared.parts;
+        let mut out = vec![crate::TierSize {
+            tier: "raw".to_string(),
+            partitions: parts.len() as u64,
+            bytes: parts.disk_bytes(),
+        }];
+        out.extend(self.shared.rollups.tiers.iter().map(|t| {
+            let files = t.snapshot();
+            crate::TierSize {
+                tier: t.name.clone(),
+                partitions: files.len() as u64,
+                bytes: files.iter().map(|f| f.file_bytes()).sum(),
+            }
+        }));
+        out
+    }
 }

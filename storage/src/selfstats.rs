@@ -1,0 +1,112 @@
+//! Figures the database reports about itself for monitoring: the WAL fsync
+//! latency histogram each shard writer keeps, and per-tier sizes.
+//!
+//! Invariants:
+//! - A [`FsyncHistogram`] is owned by one writer thread and updated only
+//!   there (plain fields, no atomics, no locks, no allocation: fixed
+//!   buckets); readers get a copy through the shard's `Stats` message and
+//!   [`crate::Db::stats`] sums the copies.
+//! - `counts` are per bucket (not cumulative): `counts[i]` holds the syncs
+//!   with `bounds[i-1] < seconds <= bounds[i]`, the last slot those above
+//!   every bound (`+Inf`). Exporters make them cumulative.
+
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the fsync histogram's finite buckets.
+pub const FSYNC_BUCKETS: [f64; 11] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// WAL fsync durations: what group commit (or `fsync = "always"`) spent
+/// in `fsync`, per sync.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FsyncHistogram {
+    /// Syncs per bucket of [`FSYNC_BUCKETS`]; the last slot is `+Inf`.
+    pub counts: [u64; FSYNC_BUCKETS.len() + 1],
+    /// Total seconds spent syncing.
+    pub sum_seconds: f64,
+    /// Syncs observed.
+    pub count: u64,
+}
+
+impl FsyncHistogram {
+    /// The finite bucket bounds (seconds).
+    pub fn bounds(&self) -> &'static [f64] {
+        &FSYNC_BUCKETS
+    }
+
+    /// Records one sync that took `d`.
+    pub fn observe(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let slot = FSYNC_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(FSYNC_BUCKETS.len());
+        self.counts[slot] += 1;
+        self.sum_seconds += secs;
+        self.count += 1;
+    }
+
+    /// Adds another histogram's observations (another shard's).
+    pub fn merge(&mut self, other: &FsyncHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.sum_seconds += other.sum_seconds;
+        self.count += other.count;
+    }
+
+    /// `(upper bound, cumulative count)` per finite bucket, as Prometheus
+    /// wants them; `+Inf` is [`FsyncHistogram::count`].
+    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+        let mut acc = 0;
+        FSYNC_BUCKETS
+            .iter()
+            .zip(self.counts.iter())
+            .map(|(&b, &c)| {
+                acc += c;
+                (b, acc)
+            })
+            .collect()
+    }
+}
+
+/// Size of one storage tier from the in-memory file lists (no file read).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TierSize {
+    /// `raw` for the partitions, else the rollup tier's name (`1m`, `1h`).
+    pub tier: String,
+    /// Partitions (raw windows or rollup files).
+    pub partitions: u64,
+    /// Bytes of their files.
+    pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_upper_inclusive_and_cumulative_at_export() {
+        let mut h = FsyncHistogram::default();
+        h.observe(Duration::from_micros(500)); // exactly 0.0005: first bucket
+        h.observe(Duration::from_micros(700)); // 0.001 bucket
+        h.observe(Duration::from_millis(30)); // 0.05 bucket
+        h.observe(Duration::from_secs(2)); // +Inf
+        assert_eq!(h.count, 4);
+        assert_eq!(h.counts[0], 1);
+        assert_eq!(h.counts[1], 1);
+        assert_eq!(h.counts[6], 1);
+        assert_eq!(h.counts[FSYNC_BUCKETS.len()], 1);
+        assert!((h.sum_seconds - 2.0312).abs() < 1e-9);
+        let cum = h.cumulative();
+        assert_eq!(cum[0], (0.0005, 1));
+        assert_eq!(cum[1], (0.001, 2));
+        assert_eq!(cum[5], (0.025, 2));
+        assert_eq!(cum[6], (0.05, 3));
+        assert_eq!(cum.last(), Some(&(1.0, 3)));
+        let mut m = h;
+        m.merge(&h);
+        assert_eq!((m.count, m.counts[0], m.cumulative()[6].1), (8, 2, 6));
+    }
+}
