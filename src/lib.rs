@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod forward;
 pub mod health;
+pub mod http_client;
 pub mod ingest;
 pub mod monitor;
 pub mod notify;

@@ -183,11 +183,8 @@ async fn ask_server(
         bail!("--url {url:?} must start with http:// or https://");
     }
     let endpoint = format!("{base}/api/v1/notifications/test");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .context("creating the HTTP client")?;
+    let client = crate::http_client::client(timeout)
+        .map_err(|e| anyhow::anyhow!("creating the HTTP client: {e}"))?;
     let mut req = client
         .post(&endpoint)
         .header(reqwest::header::CONTENT_TYPE, "application/json")

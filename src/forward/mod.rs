@@ -150,9 +150,6 @@ impl Forwarder {
         if cfgs.is_empty() {
             return Ok(None);
         }
-        // reqwest is built without a default crypto provider (ring, not
-        // aws-lc); an error only means one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let now = crate::server::now_ms();
         let counters = metrics::Counters::new();
         let fh = Arc::new(ForwardHealth::new(health.component("forwarder", now)));
@@ -211,14 +208,12 @@ impl Forwarder {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut senders = Vec::new();
         for t in &targets {
-            let client = reqwest::Client::builder()
-                .timeout(t.cfg.timeout)
-                .user_agent(concat!("tidemark/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| ForwardError::Client {
+            let client = crate::http_client::client(t.cfg.timeout).map_err(|message| {
+                ForwardError::Client {
                     target: t.cfg.name.clone(),
-                    message: e.to_string(),
-                })?;
+                    message,
+                }
+            })?;
             let s = Sender::new(t.clone(), db.clone(), client, fh.clone(), stop_rx.clone());
             senders.push(tokio::spawn(s.run()));
         }

@@ -379,7 +379,7 @@ impl Sender {
                     classify(status, retry_after.as_deref(), &text, SystemTime::now())
                 }
                 Err(e) => Verdict::Retry {
-                    reason: format!("request failed: {}", error_chain(&e)),
+                    reason: format!("request failed: {}", crate::http_client::error_chain(&e)),
                     retry_after: None,
                 },
             };
@@ -428,19 +428,6 @@ impl Sender {
             }
         }
     }
-}
-
-/// An error and its sources, `: `-joined (reqwest's top-level message
-/// alone says only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -317,16 +317,6 @@ pub fn render(msg: &SlackMessage, n: &Notification) -> Value {
     Value::Object(body)
 }
 
-/// An HTTP client with rustls over ring (the process-wide provider, see
-/// `webhook::install_crypto_provider`) and a per-request timeout.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    super::webhook::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| error_chain(&e))
-}
-
 /// A Slack incoming webhook.
 pub struct SlackChannel {
     url: reqwest::Url,
@@ -352,8 +342,8 @@ impl SlackChannel {
             (None, None) => unreachable!("checked"),
         };
         let url = reqwest::Url::parse(&url).map_err(|e| format!("slack channel: url: {e}"))?;
-        let client =
-            http_client(cfg.timeout).map_err(|e| format!("slack channel: HTTP client: {e}"))?;
+        let client = crate::http_client::client(cfg.timeout)
+            .map_err(|e| format!("slack channel: HTTP client: {e}"))?;
         Ok(Self { url, msg, client })
     }
 }

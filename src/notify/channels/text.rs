@@ -114,21 +114,7 @@ fn to_labels(map: &BTreeMap<String, String>) -> Labels {
     Labels::from_pairs(map.iter().map(|(k, v)| (k.clone(), v.clone())))
 }
 
-/// The error and its sources, `: `-joined (reqwest and lettre put the
-/// useful part, "connection refused", in a source).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use crate::http_client::error_chain;
 
 /// `s` cut to at most `max` bytes on a character boundary, with `…` when cut.
 pub fn truncate(s: &str, max: usize) -> String {

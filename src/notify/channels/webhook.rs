@@ -8,7 +8,6 @@
 //! is built.
 
 use std::collections::BTreeMap;
-use std::sync::Once;
 
 use tidemark_query::Labels;
 
@@ -24,30 +23,17 @@ pub struct WebhookChannel {
     client: reqwest::Client,
 }
 
-static PROVIDER: Once = Once::new();
-
-/// Installs ring as rustls's process-wide crypto provider (once; a provider
-/// someone else installed first is kept).
-pub fn install_crypto_provider() {
-    PROVIDER.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl WebhookChannel {
     /// # Errors
     /// A bad body template or an HTTP client that cannot be built.
     pub fn new(cfg: &WebhookChannelConfig) -> Result<Self, String> {
-        install_crypto_provider();
         let template = cfg
             .body_template
             .as_deref()
             .map(Template::parse)
             .transpose()
             .map_err(|e| format!("webhook body_template: {e}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .build()
+        let client = crate::http_client::client(cfg.timeout)
             .map_err(|e| format!("webhook {}: building HTTP client: {e}", cfg.url))?;
         Ok(Self {
             url: cfg.url.clone(),
@@ -108,7 +94,11 @@ impl Channel for WebhookChannel {
                 req = req.header(k.as_str(), v.as_str());
             }
             let resp = req.body(body).send().await.map_err(|e| {
-                ChannelError::Retryable(format!("POST {}: {}", self.url, error_chain(&e)))
+                ChannelError::Retryable(format!(
+                    "POST {}: {}",
+                    self.url,
+                    crate::http_client::error_chain(&e)
+                ))
             })?;
             let status = resp.status();
             if status.is_success() {
@@ -128,17 +118,6 @@ impl Channel for WebhookChannel {
             }
         })
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -476,37 +476,22 @@ impl Partitions {
     /// hold a window keep reading its unlinked files. Returns how many
     /// windows were dropped.
     pub(crate) fn drop_before(&self, before: Timestamp) -> Result<usize, Error> {
-        let expired: Vec<(Timestamp, Arc<Slot>)> = {
-            let mut slots = self.slots.write().expect("partition lock poisoned");
-            // Windows are ordered by start, so the expired ones are a prefix.
-            let keys: Vec<Timestamp> = slots
-                .keys()
-                .take_while(|start| start.saturating_add(self.duration) <= before)
-                .copied()
-                .collect();
-            keys.into_iter()
-                .filter_map(|k| slots.remove(&k).map(|slot| (k, slot)))
-                .collect()
-        };
-        for (start, slot) in &expired {
-            let _w = slot.write.lock().expect("partition lock poisoned");
-            let p = slot
-                .current
-                .read()
-                .expect("partition lock poisoned")
-                .clone();
-            tracing::info!(start, "dropping partition past retention");
-            if let Some(d) = &p.delta {
-                remove(d.path())?;
-            }
-            if let Some(b) = &p.blocks {
-                remove(b.path())?;
+        // Windows are ordered by start, so the expired ones are a prefix.
+        let expired: Vec<Timestamp> = self
+            .slots
+            .read()
+            .expect("partition lock poisoned")
+            .keys()
+            .take_while(|start| start.saturating_add(self.duration) <= before)
+            .copied()
+            .collect();
+        let mut dropped = 0;
+        for start in expired {
+            if self.drop_window(start)? {
+                dropped += 1;
             }
         }
-        if !expired.is_empty() {
-            sync_dir(&self.dir)?;
-        }
-        Ok(expired.len())
+        Ok(dropped)
     }
 
     /// Bytes of all partition files.
