@@ -20,6 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// The allocator `tidemark serve` runs with (see `src/main.rs`), so the
+/// figure is the server's, not glibc malloc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tidemark::rules::{GroupState, RuleManager, parse_rule_file};
 use tidemark::source::DbSource;
 use tidemark_query::EvalOptions;

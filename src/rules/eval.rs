@@ -211,6 +211,7 @@ impl RuleGroup {
         let mut overlay = Overlay {
             inner: source,
             extra: Vec::new(),
+            by_name: std::collections::HashMap::new(),
         };
         // State of rules that no longer exist is dropped; a rule whose query
         // fails this round keeps its alerts (and its `for` clock).
@@ -263,7 +264,7 @@ impl RuleGroup {
             };
             match produced {
                 Ok(samples) => {
-                    overlay.extra.extend(samples.iter().cloned());
+                    overlay.add(&samples);
                     out.samples.extend(samples);
                 }
                 Err(e) => out.errors.push(e),
@@ -437,6 +438,26 @@ fn alerting(
 struct Overlay<'a> {
     inner: &'a dyn SeriesSource,
     extra: Vec<Sample>,
+    /// Metric name → indexes into `extra`, so a selector with a name reads
+    /// only that metric's outputs (a round of many alerting rules would
+    /// otherwise rescan every earlier rule's `ALERTS` on each select).
+    by_name: std::collections::HashMap<String, Vec<usize>>,
+}
+
+impl Overlay<'_> {
+    fn add(&mut self, samples: &[Sample]) {
+        for s in samples {
+            let name = s.labels.get(METRIC_NAME).unwrap_or_default();
+            let at = self.extra.len();
+            match self.by_name.get_mut(name) {
+                Some(v) => v.push(at),
+                None => {
+                    self.by_name.insert(name.to_string(), vec![at]);
+                }
+            }
+            self.extra.push(s.clone());
+        }
+    }
 }
 
 impl SeriesSource for Overlay<'_> {
@@ -447,7 +468,23 @@ impl SeriesSource for Overlay<'_> {
         end_ms: i64,
     ) -> Result<Vec<SeriesData>, SourceError> {
         let mut series = self.inner.select(matchers, start_ms, end_ms)?;
-        for s in &self.extra {
+        if self.extra.is_empty() {
+            return Ok(series);
+        }
+        let named = matchers
+            .iter()
+            .find(|m| m.name == METRIC_NAME && m.op == tidemark_query::MatchOp::Equal);
+        let candidates: Box<dyn Iterator<Item = &Sample>> = match named {
+            Some(m) => Box::new(
+                self.by_name
+                    .get(&m.value)
+                    .into_iter()
+                    .flatten()
+                    .map(|&i| &self.extra[i]),
+            ),
+            None => Box::new(self.extra.iter()),
+        };
+        for s in candidates {
             if s.t < start_ms
                 || s.t > end_ms
                 || !matchers.iter().all(|m| m.matches_labels(&s.labels))

@@ -33,7 +33,11 @@ use crate::types::{Labels, Matcher, Sample, SeriesId, Timestamp};
 use crate::wal::{self, FsyncMode, Wal, WalOptions};
 
 /// A read of at least this many series per core is split across cores.
-const PARALLEL_READ_MIN_SERIES: usize = 32;
+/// Spawning scoped threads costs tens of microseconds, more than decoding
+/// a few dozen series: rule rounds issue thousands of small reads (the
+/// `rules` bench), dashboards and the peers queries read hundreds to
+/// thousands of series at once.
+const PARALLEL_READ_MIN_SERIES: usize = 256;
 
 /// How the engine is tuned. Every field has a working default.
 #[derive(Clone, Debug)]
@@ -196,6 +200,9 @@ pub struct Db {
     free: Vec<Arc<ArrayQueue<Vec<Entry>>>>,
     writers: Vec<JoinHandle<()>>,
     maintenance: Option<(crossbeam_channel::Sender<()>, JoinHandle<()>)>,
+    /// Cores to spread large reads over, read once at open
+    /// (`available_parallelism` reads cgroup files on every call).
+    cores: usize,
 }
 
 impl Db {
@@ -248,6 +255,7 @@ impl Db {
             free: Vec::with_capacity(shards),
             writers: Vec::with_capacity(shards),
             maintenance: None,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         for (shard, head) in heads.into_iter().enumerate() {
             let (wal, _) = Wal::open(&wal_dir(&dir, shard), opts.wal.clone())?;
@@ -471,10 +479,7 @@ impl Db {
             Ok(out)
         };
         // Decoding dominates large reads: spread them over the cores.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(ids.len() / PARALLEL_READ_MIN_SERIES)
-            .max(1);
+        let threads = self.cores.min(ids.len() / PARALLEL_READ_MIN_SERIES).max(1);
         let mut out = if threads == 1 {
             read_all(ids)?
         } else {
