@@ -565,4 +565,26 @@ fn own_metrics_cover_fsync_tiers_rule_groups_and_notifications() {
         1.0
     );
     promtool_check(&m, false);
+
+    // The same families in OpenMetrics.
+    let r = request(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    let om = r.text();
+    for want in [
+        "# TYPE tidemark_notifications counter\n",
+        "\ntidemark_notifications_total{channel=\"file\",outcome=\"sent\",receiver=\"ops\"} 1\n",
+        "# TYPE tidemark_wal_fsync_duration_seconds histogram\n",
+        "# UNIT tidemark_wal_fsync_duration_seconds seconds\n",
+        "# TYPE tidemark_rule_evaluation_failures counter\n",
+        "# TYPE tidemark_tier_bytes gauge\n",
+    ] {
+        assert!(om.contains(want), "{want}: {om}");
+    }
+    assert!(om.ends_with("# EOF\n"));
 }

@@ -109,4 +109,47 @@ mod tests {
         m.merge(&h);
         assert_eq!((m.count, m.counts[0], m.cumulative()[6].1), (8, 2, 6));
     }
+
+    fn db_with_one_batch(fsync: crate::FsyncMode) -> (tempfile::TempDir, crate::Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = crate::Options {
+            fsync,
+            tiers: crate::TierSpec::defaults(),
+            ..Default::default()
+        };
+        let db = crate::Db::open(dir.path(), opts).unwrap();
+        let ids = db
+            .resolve_many(&[crate::Labels::metric("m", [("k", "a")])])
+            .unwrap();
+        let mut b = crate::WriteBatch::new();
+        b.push(ids[0], 1_700_000_000_000, 1.0);
+        db.append(&b).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn db_stats_count_wal_syncs_only_when_fsync_syncs() {
+        let (_d, db) = db_with_one_batch(crate::FsyncMode::Batch);
+        let h = db.stats().wal_fsync;
+        assert!(h.count >= 1, "{h:?}");
+        assert_eq!(h.counts.iter().sum::<u64>(), h.count);
+        assert!(h.sum_seconds > 0.0);
+        let (_d, db) = db_with_one_batch(crate::FsyncMode::Never);
+        assert_eq!(db.stats().wal_fsync, FsyncHistogram::default());
+    }
+
+    #[test]
+    fn tier_sizes_list_raw_then_each_tier_from_memory() {
+        let (_d, db) = db_with_one_batch(crate::FsyncMode::Batch);
+        let before = db.tier_sizes();
+        let names: Vec<&str> = before.iter().map(|t| t.tier.as_str()).collect();
+        assert_eq!(names, ["raw", "1m", "1h"]);
+        assert!(before.iter().all(|t| t.bytes == 0 && t.partitions == 0));
+        db.flush().unwrap();
+        db.compact().unwrap();
+        let raw = &db.tier_sizes()[0];
+        assert_eq!(raw.partitions, 1);
+        assert_eq!(raw.bytes, db.stats().partition_bytes);
+        assert!(raw.bytes > 0);
+    }
 }
