@@ -164,3 +164,115 @@ mod tests {
         assert_eq!(cum[8], (5.0, 2));
     }
 }
+
+/// Counting through the notifier's real delivery and muting paths.
+#[cfg(test)]
+mod notifier_counts {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use crate::health::Health;
+    use crate::notify::channel::{Channel, ChannelError, Notification, SendFuture};
+    use crate::notify::config::NotifyConfig;
+    use crate::notify::history::MemoryHistory;
+    use crate::notify::silence::{SilenceInput, SilenceMatcher};
+    use crate::notify::{AlertSink, Notifier};
+    use crate::rules::{Alert, AlertState};
+
+    /// Answers every send with success or a permanent error.
+    struct Fixed(&'static str, bool);
+
+    impl Channel for Fixed {
+        fn kind(&self) -> &'static str {
+            self.0
+        }
+        fn send<'a>(&'a self, _: &'a Notification) -> SendFuture<'a> {
+            let ok = self.1;
+            Box::pin(async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(ChannelError::Permanent("rejected".into()))
+                }
+            })
+        }
+    }
+
+    const T0: i64 = 1_795_737_600_000;
+
+    fn alert(name: &str) -> (Alert, String) {
+        let a = Alert {
+            labels: BTreeMap::from([("alertname".to_string(), name.to_string())]),
+            annotations: BTreeMap::new(),
+            state: AlertState::Firing,
+            value: 1.0,
+            active_at_ms: T0,
+            fired_at_ms: Some(T0),
+            resolved_at_ms: None,
+            keep_firing_since_ms: None,
+        };
+        (a, "up == 0".to_string())
+    }
+
+    #[test]
+    fn sent_failed_and_suppressed_are_counted_where_history_records_them() {
+        let cfg: NotifyConfig = toml::from_str(
+            "[[receivers]]\nname = \"team\"\nchannels = [{ type = \"console\" }, { type = \"console\" }]\n[route]\nreceiver = \"team\"\ngroup_by = [\"alertname\"]\n",
+        )
+        .unwrap();
+        let channels = BTreeMap::from([(
+            "team".to_string(),
+            vec![
+                Arc::new(Fixed("good", true)) as Arc<dyn Channel>,
+                Arc::new(Fixed("bad", false)),
+            ],
+        )]);
+        let history = Arc::new(MemoryHistory::open(None, 100));
+        let n = Notifier::with_channels(&cfg, channels, None, &Health::new(), history, T0).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        n.alerts("g", &[alert("A")], T0);
+        let ds = n.tick(T0 + 30_000);
+        assert_eq!(ds.len(), 2);
+        for d in ds {
+            rt.block_on(n.deliver(d));
+        }
+        let c = n.stats().counts();
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(c[&("team".into(), "good".into(), "sent")], 1);
+        assert_eq!(c[&("team".into(), "bad".into(), "failed")], 1);
+        let lat = n.stats().latencies();
+        assert_eq!(lat.keys().collect::<Vec<_>>(), ["good"]);
+        assert_eq!(lat["good"].count, 1);
+
+        // A silenced alert is counted once as suppressed (channel `*`).
+        n.with_core(|core| {
+            core.silences_mut().upsert(
+                SilenceInput {
+                    id: None,
+                    matchers: vec![SilenceMatcher {
+                        name: "alertname".into(),
+                        value: "B".into(),
+                        is_regex: false,
+                        is_equal: true,
+                    }],
+                    starts_at_ms: T0,
+                    ends_at_ms: T0 + 3_600_000,
+                    created_by: "test".into(),
+                    comment: "quiet".into(),
+                    recurrence: None,
+                },
+                T0 + 31_000,
+            )
+        })
+        .unwrap();
+        n.alerts("g", &[alert("A"), alert("B")], T0 + 40_000);
+        assert!(n.tick(T0 + 80_000).is_empty());
+        assert!(n.tick(T0 + 90_000).is_empty());
+        let c = n.stats().counts();
+        assert_eq!(c[&("team".into(), "*".into(), "suppressed")], 1, "{c:?}");
+        assert_eq!(c[&("team".into(), "good".into(), "sent")], 1);
+    }
+}

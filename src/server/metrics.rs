@@ -33,7 +33,7 @@
 //! | `tidemark_rule_group_last_duration_seconds` | gauge | `file`, `group` | (per scrape) |
 //! | `tidemark_rule_group_last_evaluation_timestamp_seconds` | gauge | `file`, `group` | (per scrape; 0 before the first round) |
 //! | `tidemark_rule_evaluation_failures_total` | counter | `file`, `group` | (per scrape; one per failing rule per round) |
-//! | `tidemark_notifications_total` | counter | `receiver`, `channel`, `outcome` (`sent`, `failed`, `suppressed`) | (per scrape) |
+//! | `tidemark_notifications_total` | counter | `receiver`, `channel`, `outcome` (`sent`, `failed`, `suppressed` with `channel="*"`) | (per scrape) |
 //! | `tidemark_notification_latency_seconds` | histogram | `channel` | (per scrape: successful sends, retries included) |
 //! | `process_*` | | (Linux: CPU, memory, fds, start time, threads) |
 //!

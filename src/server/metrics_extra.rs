@@ -11,7 +11,7 @@
 //! | `tidemark_rule_group_last_duration_seconds` | gauge | `file`, `group` |
 //! | `tidemark_rule_group_last_evaluation_timestamp_seconds` | gauge | `file`, `group` (0 before the first round) |
 //! | `tidemark_rule_evaluation_failures_total` | counter | `file`, `group` |
-//! | `tidemark_notifications_total` | counter | `receiver`, `channel`, `outcome` |
+//! | `tidemark_notifications_total` | counter | `receiver`, `channel`, `outcome` (`suppressed`: per newly muted alert, `channel="*"`) |
 //! | `tidemark_notification_latency_seconds` | histogram | `channel` |
 //!
 //! Invariants:
