@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tidemark_query::{EvalOptions, Value};
-use tidemark_storage::{Db, Options};
 
 use crate::config::duration::parse_duration;
 use crate::source::DbSource;
@@ -76,8 +75,9 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
         bail!("give --data-dir DIR or --url URL");
     };
     let expr = tidemark_query::parse(&args.expr).context("parsing the query")?;
-    let db =
-        Db::open(dir, Options::default()).with_context(|| format!("opening {}", dir.display()))?;
+    // The default configuration's tiers, so history past raw retention
+    // is answered from rollups as the server would.
+    let db = super::open_stopped(dir, None)?;
     let src = DbSource::new(&db, EvalOptions::default().max_series);
     let opts = EvalOptions::default();
     let value = match range {

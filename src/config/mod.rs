@@ -153,6 +153,9 @@ pub struct TierConfig {
     /// Zero keeps the tier forever.
     #[serde(with = "serde_duration")]
     pub retention: Duration,
+    /// Size cap of the tier's files ("0" = none): oldest files go first.
+    #[serde(default, with = "size::serde_size")]
+    pub max_size: u64,
 }
 
 impl TierConfig {
@@ -161,6 +164,7 @@ impl TierConfig {
             name: name.into(),
             resolution: Duration::from_secs(resolution_s),
             retention: Duration::from_secs(retention_d * 86_400),
+            max_size: 0,
         }
     }
 }
@@ -344,6 +348,7 @@ impl Config {
                     resolution: t.resolution,
                     retention: (!t.retention.is_zero()).then_some(t.retention),
                     partition: None,
+                    max_bytes: (t.max_size > 0).then_some(t.max_size),
                 })
                 .collect(),
             retention: Some(s.retention),

@@ -168,3 +168,38 @@ fn age_expiry_waits_for_the_first_tier() {
     let pts = db.read_rollup("1m", &ids, 0, DAY - 1).unwrap().unwrap();
     assert_eq!(pts[0].1.len(), 1440, "a day of 1m buckets");
 }
+
+#[test]
+fn tier_size_cap_drops_oldest_rollup_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), |o| {
+        o.tiers = tidemark_storage::TierSpec::defaults()
+    });
+    let ids = load(&db, &["a", "b"], 5);
+    db.rollup_until(5 * DAY).unwrap();
+    let files = |db: &Db| {
+        let t = db.inspect_tiers().unwrap();
+        let m = t.iter().find(|t| t.name == "1m").unwrap();
+        (m.partitions, m.bytes)
+    };
+    let (n, bytes) = files(&db);
+    assert_eq!(n, 5, "one 1m file a day");
+    drop(db);
+    let cap = bytes / 5 * 2 + bytes / 10;
+    let db = open(dir.path(), |o| {
+        let mut tiers = tidemark_storage::TierSpec::defaults();
+        tiers[0].max_bytes = Some(cap);
+        o.tiers = tiers;
+    });
+    assert_eq!(db.apply_tier_retention(5 * DAY).unwrap(), 3);
+    let (n, after) = files(&db);
+    assert_eq!(n, 2);
+    assert!(after <= cap, "{after} > {cap}");
+    let old = db.read_rollup("1m", &ids, 0, DAY - 1).unwrap().unwrap();
+    assert!(old.iter().all(|(_, p)| p.is_empty()), "day 0 dropped");
+    let new = db
+        .read_rollup("1m", &ids, 4 * DAY, 5 * DAY - 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(new[0].1.len(), 1440);
+}

@@ -29,12 +29,14 @@ fn tiers(retention_1m: Option<Duration>) -> Vec<TierSpec> {
             resolution: Duration::from_secs(60),
             retention: retention_1m,
             partition: None,
+            max_bytes: None,
         },
         TierSpec {
             name: "1h".into(),
             resolution: Duration::from_secs(3600),
             retention: None,
             partition: Some(Duration::from_secs(10 * 86_400)),
+            max_bytes: None,
         },
     ]
 }
@@ -333,6 +335,7 @@ fn bad_tier_specs_are_refused_by_name() {
         resolution: Duration::from_secs(secs),
         retention: None,
         partition: None,
+        max_bytes: None,
     };
     let cases = [
         (vec![spec("raw", 60)], "raw"),

@@ -64,6 +64,9 @@ pub struct TierSpec {
     /// Width of one file's window; `None` picks 1,440 buckets, at most
     /// 30 days, rounded up to a multiple of the source tier's window.
     pub partition: Option<Duration>,
+    /// The tier's files may use at most this many bytes: the oldest go
+    /// first (never the newest). `None`: no cap.
+    pub max_bytes: Option<u64>,
 }
 
 impl TierSpec {
@@ -75,12 +78,14 @@ impl TierSpec {
                 resolution: Duration::from_secs(60),
                 retention: Some(Duration::from_secs(90 * 86_400)),
                 partition: None,
+                max_bytes: None,
             },
             TierSpec {
                 name: "1h".into(),
                 resolution: Duration::from_secs(3600),
                 retention: Some(Duration::from_secs(5 * 365 * 86_400)),
                 partition: None,
+                max_bytes: None,
             },
         ]
     }
@@ -191,14 +196,16 @@ impl Rollups {
                 )));
             }
             let retention = spec.retention.map(|r| r.as_millis() as i64);
-            tiers.push(Tier::open(
+            let mut tier = Tier::open(
                 dir.join(name),
                 name.clone(),
                 res,
                 width,
                 src_width,
                 retention,
-            )?);
+            )?;
+            tier.max_bytes = spec.max_bytes;
+            tiers.push(tier);
             (src_res, src_width) = (res, width);
         }
         Ok(Rollups {
@@ -260,6 +267,9 @@ impl Rollups {
         for t in &self.tiers {
             if let Some(r) = t.retention {
                 dropped += t.drop_before(now_ms.saturating_sub(r))?;
+            }
+            if let Some(cap) = t.max_bytes {
+                dropped += t.drop_oldest_over(cap)?;
             }
         }
         Ok(dropped)

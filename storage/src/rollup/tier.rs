@@ -30,6 +30,8 @@ pub(crate) struct Tier {
     /// Width of the source tier's windows (raw partitions for the first).
     pub(crate) source_width: i64,
     pub(crate) retention: Option<i64>,
+    /// Size cap: the oldest files go first, never the newest.
+    pub(crate) max_bytes: Option<u64>,
     pub(crate) dir: PathBuf,
     files: RwLock<BTreeMap<Timestamp, Arc<RollupFile>>>,
 }
@@ -116,6 +118,7 @@ impl Tier {
             width,
             source_width,
             retention,
+            max_bytes: None,
             dir,
             files: RwLock::new(files),
         })
@@ -226,6 +229,32 @@ impl Tier {
             f.read(series, start, end, scratch, out)?;
         }
         Ok(())
+    }
+
+    /// Deletes the oldest files until the tier fits in `cap` bytes,
+    /// keeping the newest file. Returns how many were deleted.
+    pub(crate) fn drop_oldest_over(&self, cap: u64) -> Result<usize, Error> {
+        let expired: Vec<Arc<RollupFile>> = {
+            let mut files = self.files.write().expect("tier lock poisoned");
+            let mut total: u64 = files.values().map(|f| f.file_bytes()).sum();
+            let mut out = Vec::new();
+            while total > cap && files.len() > 1 {
+                let Some((_, f)) = files.pop_first() else {
+                    break;
+                };
+                total = total.saturating_sub(f.file_bytes());
+                out.push(f);
+            }
+            out
+        };
+        for f in &expired {
+            tracing::info!(tier = %self.name, start = f.start, "dropping rollup partition over the tier's size cap");
+            remove(f.path())?;
+        }
+        if !expired.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(expired.len())
     }
 
     pub(crate) fn disk_bytes(&self) -> u64 {
