@@ -20,6 +20,7 @@ mod health;
 mod ingest;
 pub mod metrics;
 mod metrics_extra;
+mod openmetrics;
 mod params;
 mod status;
 
