@@ -28,9 +28,18 @@ impl Labels {
     pub fn from_pairs<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // Pairs from the engine are already sorted, unique and non-empty:
+        // take them as they are instead of inserting one by one.
+        if pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|(_, v)| !v.is_empty()) {
+            return Labels(pairs);
+        }
         let mut l = Labels::new();
         for (k, v) in pairs {
-            l.set(&k.into(), v.into());
+            l.set(&k, v);
         }
         l
     }

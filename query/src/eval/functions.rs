@@ -660,10 +660,11 @@ fn over_range(ev: &mut Evaluator<'_>, func: Func, args: &[Expr]) -> Result<Val, 
         deadline: ev.deadline,
         timeout: ev.opts.timeout,
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(data.len() / PARALLEL_MIN_SERIES)
-        .max(1);
+    let threads = if data.len() < 2 * PARALLEL_MIN_SERIES {
+        1
+    } else {
+        cores().min(data.len() / PARALLEL_MIN_SERIES).max(1)
+    };
     let results: Vec<Option<Vec<f64>>> = if threads == 1 {
         range_series_all(&params, &data, n)?
     } else {
@@ -699,6 +700,14 @@ fn over_range(ev: &mut Evaluator<'_>, func: Func, args: &[Expr]) -> Result<Val, 
     }
     check_unique_labels(&out)?;
     Ok(Val::Vector(out))
+}
+
+/// The machine's cores, read once: `available_parallelism` reads cgroup
+/// files on every call, which a rule round of a thousand small range
+/// functions would otherwise pay a thousand times.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |t| t.get()))
 }
 
 /// A series count below which splitting a range function across threads
