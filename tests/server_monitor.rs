@@ -547,6 +547,9 @@ fn tidemark_own_metrics_are_stored_each_round() {
     // Every producer counts in the engine's own counter.
     let q = format!("tidemark_storage_samples_appended_total{{instance=\"{addr}\"}} >= 2");
     assert!(h.value(&q, t) >= 2.0);
+    // Families built per scrape (rule groups, tiers, fsync) are stored too.
+    let q = format!("count(tidemark_tier_bytes{{instance=\"{addr}\"}})");
+    assert!(h.value(&q, t) >= 1.0);
     // Histograms keep their exposition names.
     let q =
         format!("count(tidemark_http_request_duration_seconds_count{{instance=\"{addr}\"}}) > 0");

@@ -57,11 +57,11 @@ impl Round {
         if let Err(e) = write(&st.db, &sets, &values, now_ms) {
             note(e);
         }
-        // Storage gauges are otherwise refreshed only when /metrics is
-        // scraped: refresh them so the stored copy is current.
+        // Refreshes the storage gauges too, so the stored copy is current.
+        let mut families = crate::server::metrics::per_scrape_families(st);
+        families.extend(st.metrics.gather());
+        let (sets, values) = super::selfscrape::samples(&families, instance);
         let stats = st.db.stats();
-        st.metrics.set_storage(&stats);
-        let (sets, values) = super::selfscrape::samples(&st.metrics.gather(), instance);
         if let Err(e) = write(&st.db, &sets, &values, now_ms) {
             note(e);
         }

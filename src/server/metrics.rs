@@ -477,6 +477,19 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// The families built per scrape from the engine, rule groups and
+/// notifier (after refreshing the storage gauges of the registry). With
+/// [`Metrics::gather`] this is every Tidemark metric except the monitor's
+/// (which `monitor::export` adds on `/metrics` and the monitor stores
+/// itself); the monitor's self-scrape stores both.
+pub fn per_scrape_families(st: &AppState) -> Vec<MetricFamily> {
+    let stats = st.db.stats();
+    st.metrics.set_storage(&stats);
+    let mut out = super::metrics_extra::storage_families(&stats, &st.db.tier_sizes());
+    out.extend(super::metrics_extra::rule_and_notify_families(st));
+    out
+}
+
 /// `GET /metrics`.
 pub(super) async fn handler(
     State(st): State<Arc<AppState>>,
@@ -484,14 +497,8 @@ pub(super) async fn handler(
 ) -> Result<Response, ApiError> {
     let openmetrics = wants_openmetrics(&headers);
     let (content_type, body) = blocking(move || {
-        let stats = st.db.stats();
-        st.metrics.set_storage(&stats);
         let mut extra = crate::monitor::export::families(&st.monitor);
-        extra.extend(super::metrics_extra::storage_families(
-            &stats,
-            &st.db.tier_sizes(),
-        ));
-        extra.extend(super::metrics_extra::rule_and_notify_families(&st));
+        extra.extend(per_scrape_families(&st));
         Ok(st.metrics.render_with(openmetrics, extra)?)
     })
     .await?;
