@@ -159,6 +159,26 @@ struct SavedGroup {
     state: GroupState,
 }
 
+/// A hash of what of a group's state must survive a restart: every
+/// alert's key, state and times (not its value or annotations, which are
+/// recomputed each round).
+fn persisted_shape(state: &GroupState) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (rule, alerts) in &state.rules {
+        rule.hash(&mut h);
+        for (key, a) in &alerts.alerts {
+            key.hash(&mut h);
+            (a.state as u8).hash(&mut h);
+            a.active_at_ms.hash(&mut h);
+            a.fired_at_ms.hash(&mut h);
+            a.resolved_at_ms.hash(&mut h);
+            a.keep_firing_since_ms.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
 /// Every loaded group, the database they read and write, and the state file.
 pub struct RuleManager {
     db: Arc<Db>,
@@ -283,11 +303,13 @@ impl RuleManager {
     }
 
     /// Evaluates group `index` at `t_ms`, appends its samples, records the
-    /// outcome and saves the state. Blocking: call it on the blocking pool.
+    /// outcome and saves the state when an alert changed. Blocking: call
+    /// it on the blocking pool.
     pub fn eval_group(&self, index: usize, t_ms: i64) {
         let g = &self.groups[index];
         let started = Instant::now();
         let mut state = lock(&g.status).state.clone();
+        let before = persisted_shape(&state);
         let src = DbSource::new(&self.db, self.max_series);
         let mut out = g.group.eval(&mut state, &src, t_ms, &self.opts);
         self.add_stale_markers(g, &mut out, t_ms);
@@ -314,6 +336,11 @@ impl RuleManager {
                 r.last_error = Some(e.to_string());
             }
         }
+        // Only what `for` / `keep_firing_for` need after a restart is worth
+        // a write: which alerts exist, their states and times. A round that
+        // changed none of that (values and annotations are recomputed every
+        // round) skips rewriting the state file.
+        let changed = persisted_shape(&state) != before;
         {
             let mut st = lock(&g.status);
             st.state = state;
@@ -327,7 +354,7 @@ impl RuleManager {
             let alerts = group_alerts(g);
             sink.alerts(&format!("{}/{}", g.file, g.group.name), &alerts, t_ms);
         }
-        if let Err(e) = self.save_state() {
+        if changed && let Err(e) = self.save_state() {
             tracing::warn!(error = %e, "saving rule state failed");
         }
     }
