@@ -32,12 +32,13 @@ use crate::ticket::{Ticket, TicketState};
 use crate::types::{Labels, Matcher, Sample, SeriesId, Timestamp};
 use crate::wal::{self, FsyncMode, Wal, WalOptions};
 
-/// A read of at least this many series per core is split across cores.
-/// Spawning scoped threads costs tens of microseconds, more than decoding
-/// a few dozen series: rule rounds issue thousands of small reads (the
-/// `rules` bench), dashboards and the peers queries read hundreds to
-/// thousands of series at once.
-const PARALLEL_READ_MIN_SERIES: usize = 256;
+/// A read is split across cores when it covers at least this much work
+/// per core, in series × hours (32 series over an hour is ~11,500 samples
+/// at 10 s). Spawning scoped threads costs tens of microseconds: rule
+/// rounds issue thousands of small reads of a few minutes each (the `rules`
+/// bench) and stay on the caller's thread; dashboards and the peers
+/// queries read hundreds of series over hours and use every core.
+const PARALLEL_READ_SERIES_HOURS: u128 = 32;
 
 /// How the engine is tuned. Every field has a working default.
 #[derive(Clone, Debug)]
@@ -479,7 +480,12 @@ impl Db {
             Ok(out)
         };
         // Decoding dominates large reads: spread them over the cores.
-        let threads = self.cores.min(ids.len() / PARALLEL_READ_MIN_SERIES).max(1);
+        let span_ms = u128::try_from(end.saturating_sub(start)).unwrap_or(0);
+        let work = ids.len() as u128 * span_ms / (PARALLEL_READ_SERIES_HOURS * 3_600_000);
+        let threads = self
+            .cores
+            .min(usize::try_from(work).unwrap_or(usize::MAX))
+            .max(1);
         let mut out = if threads == 1 {
             read_all(ids)?
         } else {
