@@ -307,6 +307,21 @@ fn query_a_data_directory_instant_and_range() {
     );
 }
 
+/// Imports `lp` (ms precision) into `<dir>/d`; returns that path.
+fn import_ms(dir: &Path, lp: &Path) -> String {
+    let d = dir.join("d").to_str().unwrap().to_string();
+    tidemark(&[
+        "import",
+        "--data-dir",
+        &d,
+        "--precision",
+        "ms",
+        "--json",
+        lp.to_str().unwrap(),
+    ]);
+    d
+}
+
 #[test]
 fn compact_rolls_up_then_expires_old_data_and_frees_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -319,17 +334,8 @@ fn compact_rolls_up_then_expires_old_data_and_frees_disk() {
         body += &format!("load,host=a value={}.25 {}\n", i % 17, start + i * 60_000);
     }
     std::fs::write(&lp, body).unwrap();
-    let data = dir.path().join("d");
-    let d = data.to_str().unwrap();
-    tidemark(&[
-        "import",
-        "--data-dir",
-        d,
-        "--precision",
-        "ms",
-        "--json",
-        lp.to_str().unwrap(),
-    ]);
+    let d = import_ms(dir.path(), &lp);
+    let d = d.as_str();
     let (out, _) = tidemark(&["compact", d, "--json"]);
     assert_eq!(out["windows_dropped"], 3, "{out}");
     assert!(out["rollup_windows_built"].as_u64().unwrap() >= 3, "{out}");
@@ -356,17 +362,8 @@ fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let lp = dir.path().join("data.lp");
     write_lp(&lp);
-    let data = dir.path().join("d");
-    let d = data.to_str().unwrap();
-    tidemark(&[
-        "import",
-        "--data-dir",
-        d,
-        "--precision",
-        "ms",
-        "--json",
-        lp.to_str().unwrap(),
-    ]);
+    let d = import_ms(dir.path(), &lp);
+    let d = d.as_str();
     // The 2023 data is past retention: compact logs what it drops.
     let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .env("TIDEMARK_LOG", "info")
