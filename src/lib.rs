@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod calendar;
 pub mod cli;
 pub mod config;
 pub mod forward;
