@@ -26,12 +26,12 @@
 use std::collections::BTreeMap;
 
 use prometheus::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
-    Summary,
+    Bucket, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary,
 };
 
 use super::Monitor;
 use super::derive::{BUCKETS, QUANTILES};
+use crate::server::metrics_extra::{counter, family, gauge};
 
 const HELP: [(&str, MetricType, &str); 8] = [
     (
@@ -90,22 +90,6 @@ fn labels(component: &str, extra: Option<(&str, &str)>) -> Vec<LabelPair> {
     }
     v.sort_by(|a, b| a.name().cmp(b.name()));
     v
-}
-
-fn counter(labels: Vec<LabelPair>, v: f64) -> Metric {
-    let mut m = Metric::from_label(labels);
-    let mut c = Counter::default();
-    c.set_value(v);
-    m.set_counter(c);
-    m
-}
-
-fn gauge(labels: Vec<LabelPair>, v: f64) -> Metric {
-    let mut m = Metric::from_label(labels);
-    let mut g = Gauge::default();
-    g.set_value(v);
-    m.set_gauge(g);
-    m
 }
 
 /// The monitor's families, sorted by name; empty ones left out.
@@ -206,13 +190,4 @@ pub fn families(m: &Monitor) -> Vec<MetricFamily> {
     ));
     out.sort_by(|a, b| a.name().cmp(b.name()));
     out
-}
-
-fn family(name: &str, kind: MetricType, help: &str, metrics: Vec<Metric>) -> MetricFamily {
-    let mut f = MetricFamily::default();
-    f.set_name(name.to_string());
-    f.set_help(help.to_string());
-    f.set_field_type(kind);
-    f.set_metric(metrics);
-    f
 }

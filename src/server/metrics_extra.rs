@@ -44,7 +44,7 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
     v
 }
 
-fn gauge(l: Vec<LabelPair>, v: f64) -> Metric {
+pub(crate) fn gauge(l: Vec<LabelPair>, v: f64) -> Metric {
     let mut m = Metric::from_label(l);
     let mut g = Gauge::default();
     g.set_value(v);
@@ -52,7 +52,7 @@ fn gauge(l: Vec<LabelPair>, v: f64) -> Metric {
     m
 }
 
-fn counter(l: Vec<LabelPair>, v: f64) -> Metric {
+pub(crate) fn counter(l: Vec<LabelPair>, v: f64) -> Metric {
     let mut m = Metric::from_label(l);
     let mut c = Counter::default();
     c.set_value(v);
@@ -81,7 +81,12 @@ fn histogram(l: Vec<LabelPair>, cumulative: &[(f64, u64)], count: u64, sum: f64)
     m
 }
 
-fn family(name: &str, kind: MetricType, help: &str, metrics: Vec<Metric>) -> MetricFamily {
+pub(crate) fn family(
+    name: &str,
+    kind: MetricType,
+    help: &str,
+    metrics: Vec<Metric>,
+) -> MetricFamily {
     let mut f = MetricFamily::default();
     f.set_name(name.to_string());
     f.set_help(help.to_string());

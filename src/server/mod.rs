@@ -19,7 +19,7 @@ mod federate;
 mod health;
 mod ingest;
 pub mod metrics;
-mod metrics_extra;
+pub(crate) mod metrics_extra;
 mod openmetrics;
 mod params;
 mod status;
