@@ -324,7 +324,12 @@ fn restarted_sender_resumes_from_the_acked_position() {
     let port = rx1.addr();
     let t0 = now_ms() - 600_000;
     let src = Node::start(src_dir.path(), loopback0(), |c| {
-        c.forward = vec![target("rx", port)];
+        // Only the test's series: the monitor's shutdown round is
+        // forwarded too and would move the sent counter.
+        c.forward = vec![ForwardConfig {
+            matchers: vec![r#"{__name__="r_value"}"#.into()],
+            ..target("rx", port)
+        }];
     });
     ingest_lp(src.addr(), &lines("r", t0, 800));
     let sent = r#"tidemark_forward_samples_sent_total{target="rx"}"#;
@@ -352,7 +357,12 @@ fn restarted_sender_resumes_from_the_acked_position() {
         c.server.listen = port;
     });
     let src = Node::start(src_dir.path(), loopback0(), |c| {
-        c.forward = vec![target("rx", port)];
+        // Only the test's series: the monitor's shutdown round is
+        // forwarded too and would move the sent counter.
+        c.forward = vec![ForwardConfig {
+            matchers: vec![r#"{__name__="r_value"}"#.into()],
+            ..target("rx", port)
+        }];
     });
     wait_until("queued samples delivered after restart", || {
         sample_count(&rx2.db, "r_value") == 700
@@ -558,4 +568,32 @@ fn full_queue_drops_the_oldest_and_counts_it() {
         "every sample is queued or counted"
     );
     assert!(m("queue_bytes") <= 3.0 * 4096.0);
+}
+
+#[test]
+fn monitor_output_is_forwarded() {
+    let rx = Server::start(|c| c.rules.default_pack = false);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let src = Node::start(&data, loopback0(), |c| {
+        c.rules.default_pack = false;
+        c.forward = vec![target("rx", rx.addr())];
+    });
+    let state = src.running.as_ref().unwrap().state.clone();
+    let t = now_ms();
+    state
+        .monitor
+        .record_at([(
+            &tidemark::monitor::RecoveryEvent::FallbackUsed {
+                component: "db".into(),
+            },
+            t,
+        )])
+        .unwrap();
+    state.monitor.collect(t).unwrap();
+    wait_until("the monitor's series at the receiver", || {
+        dump(&rx.db, "fallbacks_total") == dump(&src.db, "fallbacks_total")
+            && !dump(&rx.db, "fallbacks_total").is_empty()
+    });
 }

@@ -385,7 +385,7 @@ pub async fn run(
                     values.push(n as f64);
                 }
             }
-            write(&db, &sets, &values, now).map(|_| ())
+            write(&db, monitor.feed(), &sets, &values, now).map(|_| ())
         })
         .await;
         let err = match result {

@@ -98,6 +98,9 @@ pub struct Monitor {
     opts: MonitorOptions,
     dropped: AtomicU64,
     invalid: AtomicU64,
+    /// What the monitor writes is forwarded like ingested samples
+    /// (`crate::forward`; inert without `[[forward]]` targets).
+    feed: crate::forward::Feed,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,6 +127,7 @@ impl Monitor {
             opts,
             dropped: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
+            feed: crate::forward::Feed::default(),
         };
         m.seed(now_ms)?;
         Ok(m)
@@ -132,6 +136,18 @@ impl Monitor {
     /// [`Monitor::new`] with the options of `[monitor]`; when the stored
     /// series cannot be read, logs it and starts from zero (`rate()` then
     /// sees one counter reset, which it handles).
+    /// Forwards what this monitor writes through `feed` (the server's
+    /// `AppState::forward`).
+    pub fn with_feed(mut self, feed: crate::forward::Feed) -> Self {
+        self.feed = feed;
+        self
+    }
+
+    /// The forwarding handle its writes go through.
+    pub fn feed(&self) -> &crate::forward::Feed {
+        &self.feed
+    }
+
     pub fn start(db: Arc<Db>, events: Option<Arc<EventLog>>, cfg: &config::MonitorConfig) -> Self {
         let opts = MonitorOptions {
             max_components: cfg.max_components,
@@ -143,6 +159,7 @@ impl Monitor {
             opts,
             dropped: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
+            feed: crate::forward::Feed::default(),
         };
         if let Err(e) = m.seed(crate::server::now_ms()) {
             tracing::warn!(error = %e, "monitor: reading stored counters failed; they start from zero");
@@ -360,13 +377,15 @@ impl Monitor {
                 values.push(d.value);
             }
         });
-        write(&self.db, &sets, &values, now_ms)
+        write(&self.db, &self.feed, &sets, &values, now_ms)
     }
 }
 
-/// Appends one sample per label set at `t`.
+/// Appends one sample per label set at `t` and offers the batch to the
+/// forwarder.
 pub(crate) fn write(
     db: &Db,
+    feed: &crate::forward::Feed,
     sets: &[Labels],
     values: &[f64],
     t: i64,
@@ -380,6 +399,7 @@ pub(crate) fn write(
         batch.push(id, t, *v);
     }
     let outcome = db.append(&batch)?;
+    feed.offer(batch.entries());
     Ok(usize::try_from(outcome.accepted).unwrap_or(usize::MAX))
 }
 
@@ -452,7 +472,7 @@ mod tests {
         let day = 86_400_000;
         let put = |labels: &[(&str, &str)], name: &str, ts: i64, v: f64| {
             let set = Labels::metric(name, labels.iter().copied());
-            write(&db, &[set], &[v], ts).unwrap();
+            write(&db, &crate::forward::Feed::default(), &[set], &[v], ts).unwrap();
         };
         // Only 40 days old: found by the widest window.
         put(

@@ -54,7 +54,7 @@ impl Round {
             .into_iter()
             .map(|(name, v)| (Labels::metric(name, [("instance", instance)]), v))
             .unzip();
-        if let Err(e) = write(&st.db, &sets, &values, now_ms) {
+        if let Err(e) = write(&st.db, &st.forward, &sets, &values, now_ms) {
             note(e);
         }
         // Refreshes the storage gauges too, so the stored copy is current.
@@ -62,7 +62,7 @@ impl Round {
         families.extend(st.metrics.gather());
         let (sets, values) = super::selfscrape::samples(&families, instance);
         let stats = st.db.stats();
-        if let Err(e) = write(&st.db, &sets, &values, now_ms) {
+        if let Err(e) = write(&st.db, &st.forward, &sets, &values, now_ms) {
             note(e);
         }
 

@@ -83,11 +83,11 @@ impl AppState {
         notifier: Arc<crate::notify::Notifier>,
     ) -> Arc<Self> {
         let metrics = metrics::Metrics::new(db.options().max_inflight_batches);
-        let monitor = Arc::new(crate::monitor::Monitor::start(
-            db.clone(),
-            Some(events.clone()),
-            &cfg.monitor,
-        ));
+        let forward = crate::forward::Feed::default();
+        let monitor = Arc::new(
+            crate::monitor::Monitor::start(db.clone(), Some(events.clone()), &cfg.monitor)
+                .with_feed(forward.clone()),
+        );
         Arc::new(Self {
             db,
             cfg: Arc::new(cfg),
@@ -97,7 +97,7 @@ impl AppState {
             rules,
             health,
             notifier,
-            forward: crate::forward::Feed::default(),
+            forward,
             monitor,
             events,
             ready: AtomicBool::new(true),
