@@ -344,6 +344,12 @@ fn compact_rolls_up_then_expires_old_data_and_frees_disk() {
         out["disk_bytes_after"].as_u64().unwrap(),
     );
     assert!(after < before, "{out}");
+    let (ins, _) = tidemark(&["inspect", d, "--json"]);
+    assert_eq!(
+        ins["top_metrics_by_series"],
+        serde_json::json!([{"name": "load_value", "value": 1}]),
+        "{ins}"
+    );
     // The 1m tier still answers for the expired days.
     let (q, _) = tidemark(&[
         "query",

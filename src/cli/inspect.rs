@@ -2,7 +2,7 @@
 //! (time window, series, samples, chunk bytes, file bytes, bytes/sample),
 //! per tier (raw and each rollup tier: partitions, series, points, raw
 //! samples covered, bytes, bytes per point and per covered raw sample),
-//! plus index and WAL sizes. Opens the directory, so the server must not be
+//! plus index and WAL sizes and the top metrics by series count. Opens the directory, so the server must not be
 //! running on it.
 
 use std::path::PathBuf;
@@ -18,6 +18,9 @@ pub struct InspectArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Metrics listed in the "top metrics by series count" table.
+const TOP_METRICS: usize = 10;
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     // The default tiers: a directory built with other tiers shows those
@@ -37,6 +40,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let per = |bytes: u64| super::ratio(bytes, samples);
     let tiers = db.inspect_tiers()?;
     let raw_file_bytes: u64 = parts.iter().map(|p| p.file_bytes()).sum();
+    let top = crate::tsdb_status::series_count_by_metric(&db, TOP_METRICS);
     if args.json {
         let partitions: Vec<_> = parts
             .iter()
@@ -63,6 +67,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             "chunk_bytes_per_sample": per(chunk_bytes),
             "partitions": partitions,
             "tiers": tier_json(&parts, raw_file_bytes, samples, &tiers),
+            "top_metrics_by_series": top,
         });
         println!("{out}");
     } else {
@@ -137,6 +142,10 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
             if t.corrupt > 0 {
                 println!("  {} corrupt series blob(s)", t.corrupt);
             }
+        }
+        println!("top metrics by series count:");
+        for m in &top {
+            println!("  {:>9}  {}", m.value, m.name);
         }
     }
     db.close()?;
