@@ -58,10 +58,10 @@ impl Round {
             note(e);
         }
         // Refreshes the storage gauges too, so the stored copy is current.
-        let mut families = crate::server::metrics::per_scrape_families(st);
+        let stats = st.db.stats();
+        let mut families = crate::server::metrics::per_scrape_families(st, &stats);
         families.extend(st.metrics.gather());
         let (sets, values) = super::selfscrape::samples(&families, instance);
-        let stats = st.db.stats();
         if let Err(e) = write(&st.db, &st.forward, &sets, &values, now_ms) {
             note(e);
         }

@@ -171,6 +171,16 @@ pub enum ChannelError {
 }
 
 impl ChannelError {
+    /// An HTTP endpoint's non-2xx answer: 429 and 5xx are worth retrying,
+    /// other statuses are not (the rule webhook and Slack share).
+    pub fn from_http_status(status: u16, msg: String) -> ChannelError {
+        if status == 429 || (500..600).contains(&status) {
+            ChannelError::Retryable(msg)
+        } else {
+            ChannelError::Permanent(msg)
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         matches!(self, ChannelError::Retryable(_))
     }

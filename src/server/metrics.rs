@@ -477,15 +477,14 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// The families built per scrape from the engine, rule groups and
-/// notifier (after refreshing the storage gauges of the registry). With
+/// The families built per scrape from one `Db::stats()`, the rule groups
+/// and the notifier (after refreshing the storage gauges of the registry). With
 /// [`Metrics::gather`] this is every Tidemark metric except the monitor's
 /// (which `monitor::export` adds on `/metrics` and the monitor stores
 /// itself); the monitor's self-scrape stores both.
-pub fn per_scrape_families(st: &AppState) -> Vec<MetricFamily> {
-    let stats = st.db.stats();
-    st.metrics.set_storage(&stats);
-    let mut out = super::metrics_extra::storage_families(&stats, &st.db.tier_sizes());
+pub fn per_scrape_families(st: &AppState, stats: &DbStats) -> Vec<MetricFamily> {
+    st.metrics.set_storage(stats);
+    let mut out = super::metrics_extra::storage_families(stats, &st.db.tier_sizes());
     out.extend(super::metrics_extra::rule_and_notify_families(st));
     out
 }
@@ -498,7 +497,7 @@ pub(super) async fn handler(
     let openmetrics = wants_openmetrics(&headers);
     let (content_type, body) = blocking(move || {
         let mut extra = crate::monitor::export::families(&st.monitor);
-        extra.extend(per_scrape_families(&st));
+        extra.extend(per_scrape_families(&st, &st.db.stats()));
         Ok(st.metrics.render_with(openmetrics, extra)?)
     })
     .await?;

@@ -376,11 +376,7 @@ impl Channel for SlackChannel {
                 "slack webhook answered HTTP {status}: {}",
                 truncate(answer.trim(), MAX_ERROR_BODY)
             );
-            if status.as_u16() == 429 || status.is_server_error() {
-                Err(ChannelError::Retryable(msg))
-            } else {
-                Err(ChannelError::Permanent(msg))
-            }
+            Err(ChannelError::from_http_status(status.as_u16(), msg))
         })
     }
 }

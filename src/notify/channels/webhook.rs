@@ -111,11 +111,7 @@ impl Channel for WebhookChannel {
                 status.as_u16(),
                 text.chars().take(200).collect::<String>()
             );
-            if status.as_u16() == 429 || status.is_server_error() {
-                Err(ChannelError::Retryable(msg))
-            } else {
-                Err(ChannelError::Permanent(msg))
-            }
+            Err(ChannelError::from_http_status(status.as_u16(), msg))
         })
     }
 }
