@@ -41,6 +41,11 @@ impl BitWriter {
         self.buf.capacity()
     }
 
+    /// Bits written so far: the position the next bit will be written at.
+    pub(crate) fn bit_len(&self) -> usize {
+        self.buf.len() * 8 - self.free as usize
+    }
+
     /// Empties the stream and keeps the allocation.
     pub(crate) fn clear(&mut self) {
         self.buf.clear();
@@ -84,6 +89,13 @@ pub(crate) struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
+    }
+
+    /// Starts reading at bit `pos` (a position a [`BitWriter::bit_len`]
+    /// reported for the same stream). A position past the end is not an
+    /// error here: the first read returns `None`.
+    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
+        Self { buf, pos }
     }
 
     /// Bytes touched so far, counting a partly read byte as whole.
@@ -164,6 +176,32 @@ mod tests {
         let mut r = BitReader::new(&[]);
         assert_eq!(r.read_bit(), None);
         assert_eq!(r.read_bits(0), Some(0));
+    }
+
+    #[test]
+    fn reader_resumes_at_writer_bit_len() {
+        let mut w = BitWriter::new();
+        let mut marks = Vec::new();
+        for (v, n) in [
+            (0b101u64, 3u32),
+            (0xdead_beef, 32),
+            (1, 1),
+            (u64::MAX, 64),
+            (0, 7),
+        ] {
+            marks.push((w.bit_len(), v, n));
+            w.write_bits(v, n);
+        }
+        assert_eq!(w.bit_len(), 3 + 32 + 1 + 64 + 7);
+        for (pos, v, n) in marks {
+            let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            assert_eq!(BitReader::at(w.bytes(), pos).read_bits(n), Some(v & mask));
+        }
+        assert_eq!(
+            BitReader::at(w.bytes(), w.bytes().len() * 8).read_bit(),
+            None
+        );
+        assert_eq!(BitReader::at(w.bytes(), usize::MAX / 2).read_bits(3), None);
     }
 
     #[test]

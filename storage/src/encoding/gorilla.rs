@@ -15,6 +15,9 @@
 //!
 //! Invariants: values round-trip bit-exactly (NaN payloads, -0.0,
 //! subnormals); the decoder reports malformed windows instead of panicking.
+//! An encoder's [`XorEncoder::snapshot`] (previous bits + [`XorWindow`]) is
+//! the whole coder state: [`XorDecoder::resume`] from it decodes the values
+//! written afterwards exactly as a decoder that read from the start.
 
 use super::bits::{BitReader, BitWriter};
 use super::decbuf::Decbuf;
@@ -25,6 +28,38 @@ use crate::types::Sample;
 const MAX_LEADING: u32 = 31;
 /// Marks "no window yet" in `leading`.
 const NO_WINDOW: u32 = u32::MAX;
+
+/// The XOR window the next `10` value is written in: what, besides the
+/// previous value's bits, a decoder needs to resume mid-stream. Two bytes,
+/// so a snapshot packs next to other fields without padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct XorWindow {
+    /// Leading zeros (0..=31), or `u8::MAX` before the first window.
+    leading: u8,
+    /// Trailing zeros (0..=63).
+    trailing: u8,
+}
+
+impl XorWindow {
+    fn pack(leading: u32, trailing: u32) -> Self {
+        Self {
+            leading: if leading == NO_WINDOW {
+                u8::MAX
+            } else {
+                leading as u8
+            },
+            trailing: trailing as u8,
+        }
+    }
+
+    fn leading(self) -> u32 {
+        if self.leading == u8::MAX {
+            NO_WINDOW
+        } else {
+            u32::from(self.leading)
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct XorEncoder {
@@ -41,6 +76,13 @@ impl XorEncoder {
             leading: NO_WINDOW,
             trailing: 0,
         }
+    }
+
+    /// The state a decoder needs to read the values written after this
+    /// point: the last value's bits and the current window. Hand both to
+    /// [`XorDecoder::resume`].
+    pub(crate) fn snapshot(&self) -> (u64, XorWindow) {
+        (self.prev, XorWindow::pack(self.leading, self.trailing))
     }
 
     #[inline]
@@ -90,6 +132,16 @@ impl XorDecoder {
             prev: first,
             leading: NO_WINDOW,
             trailing: 0,
+        }
+    }
+
+    /// A decoder in the state an [`XorEncoder::snapshot`] captured: it reads
+    /// the values the encoder wrote after the snapshot.
+    pub(crate) fn resume(prev: u64, window: XorWindow) -> Self {
+        Self {
+            prev,
+            leading: window.leading(),
+            trailing: u32::from(window.trailing),
         }
     }
 
@@ -234,6 +286,28 @@ mod tests {
     }
 
     proptest! {
+        /// Snapshot the encoder before every value; a decoder resumed from
+        /// each snapshot reads the rest of the stream like a full decode.
+        #[test]
+        fn resume_from_any_snapshot(values in proptest::collection::vec(interesting_f64(), 1..120)) {
+            let bits: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+            let mut w = BitWriter::new();
+            w.write_bits(bits[0], 64);
+            let mut enc = XorEncoder::new(bits[0]);
+            let mut snaps = Vec::new();
+            for &b in &bits[1..] {
+                snaps.push((w.bit_len(), enc.snapshot()));
+                enc.write(&mut w, b);
+            }
+            for (i, &(pos, (prev, window))) in snaps.iter().enumerate() {
+                let mut r = BitReader::at(w.bytes(), pos);
+                let mut dec = XorDecoder::resume(prev, window);
+                for &want in &bits[i + 1..] {
+                    prop_assert_eq!(dec.read(&mut r), Ok(want));
+                }
+            }
+        }
+
         #[test]
         fn gorilla_roundtrip(values in proptest::collection::vec(interesting_f64(), 0..300)) {
             roundtrip(&values);
