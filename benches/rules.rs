@@ -9,7 +9,8 @@
 //! thresholds that keep a share of alerts firing so the alert state machine
 //! and `ALERTS` output are exercised too.
 //!
-//! - `eval_only`: every group's `RuleGroup::eval` over the engine source;
+//! - `eval_only`: every group's `RuleGroup::eval` over the engine source,
+//!   its selections prefetched in one batch as the scheduler does;
 //! - `round`: `RuleManager::eval_group` for every group, sequentially, as
 //!   the scheduler runs them (including appending the output and saving
 //!   alert state), so the figure is an upper bound for one round.
@@ -26,7 +27,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tidemark::rules::{GroupState, RuleManager, parse_rule_file};
-use tidemark::source::DbSource;
+use tidemark::source::{DbSource, LabelCache, Prefetched};
 use tidemark_query::EvalOptions;
 use tidemark_storage::{Db, Labels, Options, WriteBatch};
 
@@ -122,11 +123,14 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     let opts = EvalOptions::default();
     let mut states = vec![GroupState::default(); groups.len()];
+    let labels = LabelCache::default();
     g.bench_function("eval_only", |b| {
         b.iter(|| {
-            let src = DbSource::new(&db, usize::MAX);
+            let db_src = DbSource::new(&db, usize::MAX).with_label_cache(&labels);
             let mut firing = 0;
             for (grp, st) in groups.iter().zip(states.iter_mut()) {
+                // As the scheduler does: the group's selections in one batch.
+                let src = Prefetched::new(&db_src, &grp.reads(NOW_MS, &opts), usize::MAX);
                 let out = grp.eval(st, &src, NOW_MS, &opts);
                 assert!(out.errors.is_empty(), "{:?}", out.errors);
                 firing += out.samples.len();

@@ -15,11 +15,15 @@
 //!   counted ([`ReadCounts`]), so tests can check a year at a 1 h step
 //!   touches no raw sample.
 
+pub mod label_cache;
 pub mod plan;
+pub mod prefetch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use label_cache::LabelCache;
 pub use plan::TierChoice;
+pub use prefetch::Prefetched;
 use tidemark_query::{
     Bucket, BucketSeries, LabelMatcher, Labels, MatchOp, SelectHints, Selection, SeriesData,
     SeriesSource, SourceError, sorted_unique,
@@ -38,6 +42,7 @@ pub struct ReadCounts {
 pub struct DbSource<'a> {
     db: &'a Db,
     max_series: usize,
+    labels: Option<&'a LabelCache>,
     tier: TierChoice,
     raw_samples: AtomicU64,
     rollup_points: AtomicU64,
@@ -48,10 +53,17 @@ impl<'a> DbSource<'a> {
         Self {
             db,
             max_series,
+            labels: None,
             tier: TierChoice::Auto,
             raw_samples: AtomicU64::new(0),
             rollup_points: AtomicU64::new(0),
         }
+    }
+
+    /// Converts labels through `cache` (kept by a long-lived reader).
+    pub fn with_label_cache(mut self, cache: &'a LabelCache) -> Self {
+        self.labels = Some(cache);
+        self
     }
 
     /// Forces a tier (the `tier=` query parameter).
@@ -85,7 +97,7 @@ impl<'a> DbSource<'a> {
         }
     }
 
-    fn read_raw(
+    pub(crate) fn read_raw(
         &self,
         ids: &[SeriesId],
         start: i64,
@@ -163,6 +175,33 @@ impl<'a> DbSource<'a> {
             .collect())
     }
 
+    /// The tiers and segments a hinted select over `[start_ms, end_ms]`
+    /// reads, or `None` when it reads raw samples only (what
+    /// [`SeriesSource::select`] returns).
+    pub(crate) fn tier_plan(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        hints: &SelectHints,
+    ) -> Option<(Vec<tidemark_storage::TierInfo>, Vec<plan::Segment>)> {
+        if self.tier == TierChoice::Raw {
+            return None;
+        }
+        let tiers = self.db.tiers();
+        let segs = plan::plan(
+            &tiers,
+            self.db.raw_start(),
+            start_ms,
+            end_ms,
+            hints,
+            &self.tier,
+        );
+        if self.tier == TierChoice::Auto && segs.iter().all(|s| s.tier.is_none()) {
+            return None;
+        }
+        Some((tiers, segs))
+    }
+
     /// Ids of the series matching `matchers`, within the series limit.
     pub fn select_ids(&self, matchers: &[LabelMatcher]) -> Result<Vec<SeriesId>, SourceError> {
         let storage: Vec<Matcher> = matchers.iter().map(to_storage).collect::<Result<_, _>>()?;
@@ -177,8 +216,14 @@ impl<'a> DbSource<'a> {
 
     /// The labels of a series in the query layer's type.
     pub fn labels(&self, id: SeriesId) -> Labels {
-        let l = self.db.labels(id).unwrap_or_default();
-        Labels::from_pairs(l.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        let load = || {
+            let l = self.db.labels(id).unwrap_or_default();
+            Labels::from_pairs(l.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        };
+        match self.labels {
+            Some(cache) => cache.get_or_load(id, load),
+            None => load(),
+        }
     }
 }
 
@@ -235,21 +280,9 @@ impl SeriesSource for DbSource<'_> {
         end_ms: i64,
         hints: &SelectHints,
     ) -> Result<Selection, SourceError> {
-        if self.tier == TierChoice::Raw {
+        let Some((tiers, segs)) = self.tier_plan(start_ms, end_ms, hints) else {
             return Ok(Selection::Samples(self.select(matchers, start_ms, end_ms)?));
-        }
-        let tiers = self.db.tiers();
-        let segs = plan::plan(
-            &tiers,
-            self.db.raw_start(),
-            start_ms,
-            end_ms,
-            hints,
-            &self.tier,
-        );
-        if self.tier == TierChoice::Auto && segs.iter().all(|s| s.tier.is_none()) {
-            return Ok(Selection::Samples(self.select(matchers, start_ms, end_ms)?));
-        }
+        };
         Ok(Selection::Buckets(self.select_segments(
             matchers,
             &segs,

@@ -3,10 +3,14 @@
 //! Invariants: a [`Labels`] is sorted by name, holds each name at most once
 //! and never holds an empty value (Prometheus treats an empty value as an
 //! absent label). `__name__` is an ordinary label here.
+//! The pairs live behind an `Arc`, so cloning a label set (every series
+//! that flows through an aggregation, a binary operation or an alert's
+//! state does) is a reference-count increment; mutation copies on write.
 //! A [`LabelMatcher`] with a regex is anchored (`^(?:re)$`), and a missing
 //! label matches as the empty string.
 
 use std::fmt;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -15,12 +19,12 @@ pub const METRIC_NAME: &str = "__name__";
 
 /// A sorted set of `(name, value)` pairs.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<Vec<(String, String)>>);
 
 impl Labels {
     /// The empty label set.
     pub fn new() -> Self {
-        Labels(Vec::new())
+        Labels(Arc::new(Vec::new()))
     }
 
     /// Builds a label set from pairs in any order; later duplicates win and
@@ -35,7 +39,7 @@ impl Labels {
         // Pairs from the engine are already sorted, unique and non-empty:
         // take them as they are instead of inserting one by one.
         if pairs.windows(2).all(|w| w[0].0 < w[1].0) && pairs.iter().all(|(_, v)| !v.is_empty()) {
-            return Labels(pairs);
+            return Labels(Arc::new(pairs));
         }
         let mut l = Labels::new();
         for (k, v) in pairs {
@@ -81,40 +85,50 @@ impl Labels {
     pub fn set(&mut self, name: &str, value: String) {
         match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                Arc::make_mut(&mut self.0).remove(i);
             }
-            Ok(i) => self.0[i].1 = value,
+            Ok(i) if self.0[i].1 == value => {}
+            Ok(i) => Arc::make_mut(&mut self.0)[i].1 = value,
             Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, (name.to_string(), value)),
+            Err(i) => Arc::make_mut(&mut self.0).insert(i, (name.to_string(), value)),
         }
     }
 
     /// Removes `name` if present.
     pub fn remove(&mut self, name: &str) {
         if let Ok(i) = self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
-            self.0.remove(i);
+            Arc::make_mut(&mut self.0).remove(i);
         }
     }
 
     /// A copy without `__name__`.
     pub fn without_name(&self) -> Labels {
-        Labels(
+        if self.get(METRIC_NAME).is_none() {
+            return self.clone();
+        }
+        Labels(Arc::new(
             self.0
                 .iter()
                 .filter(|(k, _)| k != METRIC_NAME)
                 .cloned()
                 .collect(),
-        )
+        ))
     }
 
     /// Keeps only the listed names.
     pub fn keep(&mut self, names: &[String]) {
-        self.0.retain(|(k, _)| names.iter().any(|n| n == k));
+        if self.0.iter().all(|(k, _)| names.iter().any(|n| n == k)) {
+            return;
+        }
+        Arc::make_mut(&mut self.0).retain(|(k, _)| names.iter().any(|n| n == k));
     }
 
     /// Removes the listed names.
     pub fn drop_names(&mut self, names: &[String]) {
-        self.0.retain(|(k, _)| !names.iter().any(|n| n == k));
+        if !self.0.iter().any(|(k, _)| names.iter().any(|n| n == k)) {
+            return;
+        }
+        Arc::make_mut(&mut self.0).retain(|(k, _)| !names.iter().any(|n| n == k));
     }
 
     /// Appends the match signature of this set to `buf`: with `on`, the
@@ -122,7 +136,7 @@ impl Labels {
     /// `__name__`. Equal signatures mean "these series match".
     pub(crate) fn signature(&self, on: bool, names: &[String], buf: &mut Vec<u8>) {
         buf.clear();
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter() {
             let listed = names.iter().any(|n| n == k);
             let include = if on {
                 listed
@@ -267,6 +281,21 @@ mod tests {
         l.set("a", String::new());
         assert_eq!(l.get("a"), None);
         assert_eq!(l.get_or_empty("a"), "");
+    }
+
+    #[test]
+    fn a_clone_is_unaffected_by_changes_to_the_original() {
+        let mut a = Labels::from_pairs([("__name__", "up"), ("a", "1"), ("b", "2")]);
+        let b = a.clone();
+        a.set("a", "9".into());
+        a.remove("b");
+        a.keep(&["a".into()]);
+        let mut c = b.clone();
+        c.drop_names(&["a".into()]);
+        assert_eq!(a.to_string(), r#"{a="9"}"#);
+        assert_eq!(b.to_string(), r#"{__name__="up", a="1", b="2"}"#);
+        assert_eq!(c.to_string(), r#"{__name__="up", b="2"}"#);
+        assert_eq!(b.without_name().to_string(), r#"{a="1", b="2"}"#);
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod source;
 mod value;
 
 pub use error::{EvalError, ParseError, ParseErrorKind, SourceError};
-pub use eval::{EvalOptions, eval_instant, eval_range};
+pub use eval::{EvalOptions, SelectorRead, eval_instant, eval_range, instant_reads};
 pub use labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp};
 pub use parser::parse;
 pub use source::{

@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use tidemark_query::{
-    EvalError, EvalOptions, LabelMatcher, Labels, METRIC_NAME, Sample, SeriesData, SeriesSource,
-    SourceError, Value, eval_instant,
+    EvalError, EvalOptions, LabelMatcher, Labels, METRIC_NAME, Sample, SelectorRead, SeriesData,
+    SeriesSource, SourceError, Value, eval_instant, instant_reads,
 };
 
 use crate::rules::file::{AlertingRule, RecordingRule, Rule, RuleGroup};
@@ -195,6 +195,20 @@ pub struct GroupOutput {
 }
 
 impl RuleGroup {
+    /// Every selection [`RuleGroup::eval`] at `t_ms` makes against its
+    /// source (the query offset applied), so the caller can read them in
+    /// one batch (`crate::source::Prefetched`).
+    pub fn reads(&self, t_ms: i64, opts: &EvalOptions) -> Vec<SelectorRead<'_>> {
+        let t = t_ms - self.query_offset.as_millis() as i64;
+        self.rules
+            .iter()
+            .flat_map(|r| match r {
+                Rule::Recording(r) => instant_reads(&r.expr, t, opts),
+                Rule::Alerting(a) => instant_reads(&a.expr, t, opts),
+            })
+            .collect()
+    }
+
     /// Evaluates every rule at `t_ms`, updating `state`'s alerts, and
     /// returns the samples to write. With a `query_offset`, queries run and
     /// samples are stamped at `t_ms - query_offset` while alert times

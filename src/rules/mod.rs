@@ -10,7 +10,9 @@
 //! - [`unittest`]: `tidemark rules test` (promtool's rule test files).
 //! - [`scheduler`]: [`RuleManager`] (evaluate a group at a given time,
 //!   append its output, persist alert state) and [`Scheduler`] (one tokio
-//!   task per group), run by `tidemark serve`.
+//!   task per group), run by `tidemark serve`; `output` (stale markers,
+//!   series ids kept between rounds, the non-blocking append) and
+//!   `persist` (the alert state file) are its parts.
 //!
 //! Invariants: outside `scheduler`, nothing here reads the clock, opens
 //! files other than the rule file asked for, or writes samples: evaluation
@@ -20,6 +22,8 @@
 
 pub mod eval;
 pub mod file;
+mod output;
+mod persist;
 pub mod scheduler;
 pub mod template;
 pub mod thresholds;

@@ -13,11 +13,16 @@
 //!   async worker; [`Scheduler::stop`] waits for a running round, so no
 //!   rule touches the database after it returns (the caller closes the
 //!   database afterwards).
-//! - Alert state is written to `<data_dir>/rules/state.json` after every
-//!   round (temporary file, fsync, rename: a crash leaves the old or the
-//!   new file, never half of one) and read back at start, keyed by rule
-//!   file and group name, so a restart keeps `activeAt` and does not
-//!   reset `for`. An unreadable state file is logged and ignored.
+//! - A round reads its group's selections in one batch
+//!   ([`Prefetched`], labels converted through a [`LabelCache`] kept
+//!   across rounds), so every rule of the round sees the same snapshot.
+//! - Alert state is written to `<data_dir>/rules/state.json` (see
+//!   `persist`) after a round that changed it and read back at start, so a
+//!   restart keeps `activeAt` and does not reset `for`. An unreadable
+//!   state file is logged and ignored.
+//! - Output is appended without waiting for the disk (see `output`): a
+//!   round's samples are readable at once, and a failed append is reported
+//!   by the group's next round.
 //! - A failing rule is logged once per round (one line per rule) and its
 //!   error kept for the API; the group's other rules still run.
 
@@ -26,13 +31,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use tidemark_query::{EvalOptions, Labels, Sample, stale_nan};
-use tidemark_storage::{Db, WriteBatch};
+use tidemark_query::EvalOptions;
+use tidemark_storage::Db;
 
 use crate::config::Config;
 use crate::rules::{DEFAULT_RULES_NAME, GroupState, RuleErrors, RuleGroup};
-use crate::source::DbSource;
+use crate::source::{DbSource, LabelCache, Prefetched};
+
+use super::output::OutputWriter;
+use super::persist::{self, SavedGroup};
 
 /// The state file's name under `<data_dir>/rules/`.
 pub const STATE_FILE: &str = "state.json";
@@ -131,8 +138,8 @@ pub struct ManagedGroup {
     /// Its evaluation interval (the group's, or the configured default).
     pub interval: Duration,
     status: Mutex<GroupStatus>,
-    /// Series the last round wrote (for stale markers).
-    written: Mutex<HashSet<Labels>>,
+    /// Series the last round wrote and its pending append.
+    output: Mutex<OutputWriter>,
 }
 
 impl ManagedGroup {
@@ -146,39 +153,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-#[derive(Serialize, Deserialize)]
-struct StateFile {
-    version: u32,
-    groups: Vec<SavedGroup>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SavedGroup {
-    file: String,
-    group: String,
-    state: GroupState,
-}
-
-/// A hash of what of a group's state must survive a restart: every
-/// alert's key, state and times (not its value or annotations, which are
-/// recomputed each round).
-fn persisted_shape(state: &GroupState) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for (rule, alerts) in &state.rules {
-        rule.hash(&mut h);
-        for (key, a) in &alerts.alerts {
-            key.hash(&mut h);
-            (a.state as u8).hash(&mut h);
-            a.active_at_ms.hash(&mut h);
-            a.fired_at_ms.hash(&mut h);
-            a.resolved_at_ms.hash(&mut h);
-            a.keep_firing_since_ms.hash(&mut h);
-        }
-    }
-    h.finish()
-}
-
 /// Every loaded group, the database they read and write, and the state file.
 pub struct RuleManager {
     db: Arc<Db>,
@@ -186,6 +160,8 @@ pub struct RuleManager {
     state_path: PathBuf,
     opts: EvalOptions,
     max_series: usize,
+    /// Labels of the series rules read, converted once (ids never change).
+    labels: LabelCache,
     save_lock: Mutex<()>,
     /// Rule output is forwarded like ingested samples (`crate::forward`).
     feed: crate::forward::Feed,
@@ -242,7 +218,7 @@ impl RuleManager {
         opts: EvalOptions,
     ) -> Self {
         let state_path = data_dir.join("rules").join(STATE_FILE);
-        let mut saved = match load_state(&state_path) {
+        let mut saved = match persist::load(&state_path) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring unreadable rule state; alerts start over");
@@ -262,7 +238,7 @@ impl RuleManager {
                         rules: vec![RuleStatus::default(); group.rules.len()],
                         ..GroupStatus::default()
                     }),
-                    written: Mutex::new(HashSet::new()),
+                    output: Mutex::new(OutputWriter::default()),
                     file,
                     group,
                 }
@@ -275,6 +251,7 @@ impl RuleManager {
             state_path,
             opts,
             max_series,
+            labels: LabelCache::default(),
             save_lock: Mutex::new(()),
             feed: crate::forward::Feed::default(),
             sink: std::sync::OnceLock::new(),
@@ -309,10 +286,10 @@ impl RuleManager {
         let g = &self.groups[index];
         let started = Instant::now();
         let mut state = lock(&g.status).state.clone();
-        let before = persisted_shape(&state);
-        let src = DbSource::new(&self.db, self.max_series);
+        let before = persist::persisted_shape(&state);
+        let src = DbSource::new(&self.db, self.max_series).with_label_cache(&self.labels);
+        let src = Prefetched::new(&src, &g.group.reads(t_ms, &self.opts), self.max_series);
         let mut out = g.group.eval(&mut state, &src, t_ms, &self.opts);
-        self.add_stale_markers(g, &mut out, t_ms);
         let mut rules = vec![
             RuleStatus {
                 health: RuleHealth::Ok,
@@ -329,18 +306,30 @@ impl RuleManager {
             r.health = RuleHealth::Err;
             r.last_error = Some(e.to_string());
         }
-        if let Err(e) = self.write(&out.samples) {
+        let written = {
+            let mut output = lock(&g.output);
+            let t = t_ms - g.group.query_offset.as_millis() as i64;
+            output
+                .collect_previous()
+                .map_err(|e| format!("the previous round's output: {e}"))
+                .and_then(|()| {
+                    output
+                        .write(&self.db, &self.feed, &mut out, t)
+                        .map_err(|e| e.to_string())
+                })
+        };
+        if let Err(e) = written {
             tracing::warn!(file = %g.file, group = %g.group.name, error = %e, "writing rule output failed");
             for r in rules.iter_mut().filter(|r| r.health == RuleHealth::Ok) {
                 r.health = RuleHealth::Err;
-                r.last_error = Some(e.to_string());
+                r.last_error = Some(e.clone());
             }
         }
         // Only what `for` / `keep_firing_for` need after a restart is worth
         // a write: which alerts exist, their states and times. A round that
         // changed none of that (values and annotations are recomputed every
         // round) skips rewriting the state file.
-        let changed = persisted_shape(&state) != before;
+        let changed = persist::persisted_shape(&state) != before;
         {
             let mut st = lock(&g.status);
             st.state = state;
@@ -359,62 +348,6 @@ impl RuleManager {
         }
     }
 
-    /// Appends a stale marker for every series the previous round wrote
-    /// and this one does not (a resolved alert's `ALERTS`, a recording
-    /// rule's vanished series), so queries stop seeing them at once rather
-    /// than for the 5-minute lookback, as in Prometheus. In a round where a
-    /// rule failed nothing is marked stale (the failing rule's series are
-    /// not known to be gone).
-    fn add_stale_markers(&self, g: &ManagedGroup, out: &mut crate::rules::GroupOutput, t_ms: i64) {
-        let t = t_ms - g.group.query_offset.as_millis() as i64;
-        let now: HashSet<Labels> = out.samples.iter().map(|s| s.labels.clone()).collect();
-        let mut written = lock(&g.written);
-        if !out.errors.is_empty() {
-            written.extend(now);
-            return;
-        }
-        for labels in written.difference(&now) {
-            out.samples.push(Sample {
-                labels: labels.clone(),
-                t,
-                v: stale_nan(),
-            });
-        }
-        *written = now;
-    }
-
-    fn write(&self, samples: &[Sample]) -> Result<(), RulesError> {
-        if samples.is_empty() {
-            return Ok(());
-        }
-        let sets: Vec<tidemark_storage::Labels> = samples
-            .iter()
-            .map(|s| {
-                tidemark_storage::Labels::from_pairs(
-                    s.labels
-                        .as_slice()
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str())),
-                )
-            })
-            .collect();
-        let ids = self.db.resolve_many(&sets)?;
-        let mut batch = WriteBatch::with_capacity(samples.len());
-        for (id, s) in ids.into_iter().zip(samples) {
-            batch.push(id, s.t, s.v);
-        }
-        let outcome = self.db.append(&batch)?;
-        self.feed.offer(batch.entries());
-        if outcome.rejected() > 0 {
-            tracing::warn!(
-                too_old = outcome.too_old,
-                unknown_series = outcome.unknown_series,
-                "rule output samples rejected"
-            );
-        }
-        Ok(())
-    }
-
     /// Writes every group's alert state to the state file (temporary file,
     /// fsync, rename).
     ///
@@ -422,40 +355,16 @@ impl RuleManager {
     /// The directory or file cannot be written.
     pub fn save_state(&self) -> Result<(), RulesError> {
         let _guard = lock(&self.save_lock);
-        let file = StateFile {
-            version: 1,
-            groups: self
-                .groups
-                .iter()
-                .map(|g| SavedGroup {
-                    file: g.file.clone(),
-                    group: g.group.name.clone(),
-                    state: lock(&g.status).state.clone(),
-                })
-                .collect(),
-        };
-        let json = serde_json::to_vec(&file).map_err(|source| RulesError::StateFormat {
-            path: self.state_path.clone(),
-            source,
-        })?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| RulesError::Io { path, source }
-        };
-        let dir = self
-            .state_path
-            .parent()
-            .expect("the state path has a parent");
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let tmp = self.state_path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&json).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        std::fs::rename(&tmp, &self.state_path).map_err(io(&self.state_path))?;
-        Ok(())
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| SavedGroup {
+                file: g.file.clone(),
+                group: g.group.name.clone(),
+                state: lock(&g.status).state.clone(),
+            })
+            .collect();
+        persist::save(&self.state_path, groups)
     }
 }
 
@@ -475,31 +384,6 @@ fn group_alerts(g: &ManagedGroup) -> Vec<(crate::rules::Alert, String)> {
         }
     }
     out
-}
-
-type SavedStates = BTreeMap<(String, String), GroupState>;
-
-fn load_state(path: &Path) -> Result<SavedStates, RulesError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(source) => {
-            return Err(RulesError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let file: StateFile =
-        serde_json::from_slice(&bytes).map_err(|source| RulesError::StateFormat {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(file
-        .groups
-        .into_iter()
-        .map(|g| ((g.file, g.group), g.state))
-        .collect())
 }
 
 /// One tokio task per group, evaluating it at its interval until stopped.
@@ -558,7 +442,7 @@ async fn run_group(
 mod tests {
     use super::*;
     use crate::rules::{AlertState, parse_rule_file};
-    use tidemark_storage::{Matcher, Options};
+    use tidemark_storage::{Matcher, Options, WriteBatch};
 
     const RULES: &str = r#"
 groups:
@@ -756,6 +640,6 @@ groups:
         assert_eq!(m.groups()[0].status().state, GroupState::default());
         m.eval_group(0, crate::server::now_ms());
         // The next save replaces it with a valid file.
-        assert!(load_state(m.state_path()).is_ok());
+        assert!(persist::load(m.state_path()).is_ok());
     }
 }

@@ -30,7 +30,10 @@
 mod aggregate;
 mod binary;
 mod functions;
+mod reads;
 mod rollup;
+
+pub use reads::{SelectorRead, instant_reads};
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -461,9 +464,8 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         range_ms: i64,
     ) -> Result<Vec<SeriesData>, EvalError> {
-        let off = vs.offset_ms;
-        let end = self.ts(self.n - 1);
-        let data = self.select(vs, self.start - off - range_ms, end - off)?;
+        let (mint, maxt) = reads::range_window(self.start, self.ts(self.n - 1), vs, range_ms);
+        let data = self.select(vs, mint, maxt)?;
         Ok(drop_stale(data))
     }
 
@@ -492,9 +494,8 @@ impl<'a> Evaluator<'a> {
         timestamps: bool,
     ) -> Result<Vec<StepSeries>, EvalError> {
         let off = vs.offset_ms;
-        let lb = self.lookback_ms();
-        let end = self.ts(self.n - 1);
-        let data = match self.select_instant_hinted(vs, self.start - off - lb, end - off)? {
+        let (mint, maxt) = reads::instant_window(self.start, self.ts(self.n - 1), vs, self.opts);
+        let data = match self.select_instant_hinted(vs, mint, maxt)? {
             rollup::Selected::Samples(d) => d,
             rollup::Selected::Buckets(b) => {
                 return rollup::eval_instant_buckets(self, b, off, timestamps);

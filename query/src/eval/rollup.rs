@@ -114,31 +114,29 @@ impl Evaluator<'_> {
         range_ms: i64,
         func: Func,
     ) -> Result<Selected, EvalError> {
-        let off = vs.offset_ms;
-        let end = self.ts(self.n - 1);
         let hints = SelectHints {
             start_ms: self.start,
             step_ms: self.step,
             range_ms,
-            offset_ms: off,
+            offset_ms: vs.offset_ms,
             func: Some(func),
         };
-        Ok(
-            match self.hinted(vs, self.start - off - range_ms, end - off, &hints)? {
-                Selected::Samples(d) => Selected::Samples(drop_stale(d)),
-                Selected::Buckets(mut b) => {
-                    for s in &mut b {
-                        s.buckets.retain(|x| !is_stale_nan(x.last));
-                    }
-                    b.retain(|s| !s.buckets.is_empty());
-                    if hints.buckets_exact() {
-                        Selected::Buckets(b)
-                    } else {
-                        Selected::Samples(assumed_samples(b, func))
-                    }
+        let (mint, maxt) =
+            super::reads::range_window(self.start, self.ts(self.n - 1), vs, range_ms);
+        Ok(match self.hinted(vs, mint, maxt, &hints)? {
+            Selected::Samples(d) => Selected::Samples(drop_stale(d)),
+            Selected::Buckets(mut b) => {
+                for s in &mut b {
+                    s.buckets.retain(|x| !is_stale_nan(x.last));
                 }
-            },
-        )
+                b.retain(|s| !s.buckets.is_empty());
+                if hints.buckets_exact() {
+                    Selected::Buckets(b)
+                } else {
+                    Selected::Samples(assumed_samples(b, func))
+                }
+            }
+        })
     }
 
     /// The selection of an instant selector over `[mint, maxt]`.
