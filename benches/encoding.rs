@@ -4,6 +4,12 @@
 //! constant series): `HeadChunk::append`, `encode_chunk` and `decode_chunk`
 //! over one 12 h chunk (4,320 samples) per series kind. Prints the sealed
 //! bytes per sample of each kind before measuring.
+//!
+//! `head_range`: reading the last 25 % (120 samples) of 1,000 480-sample
+//! head chunks (80 min at 10 s), by the full iteration filtered to the range
+//! vs `HeadChunk::range` (which starts at the seek checkpoint before the
+//! range). Prints the head chunk's bytes per sample (stream, and stream +
+//! checkpoints) at 60 and 480 samples per kind first.
 
 use std::hint::black_box;
 
@@ -38,9 +44,14 @@ fn round_to(v: f64, decimals: i32) -> f64 {
 }
 
 fn series(kind: &str) -> Vec<Sample> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    series_n(kind, N, 0)
+}
+
+/// `n` samples of `kind`; `seed` varies the random walk.
+fn series_n(kind: &str, n: usize, seed: u64) -> Vec<Sample> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let (mut x, mut c, mut loglat) = (30.0f64, 1_000_000.0f64, 0.1f64.ln());
-    (0..N)
+    (0..n)
         .map(|i| {
             let v = match kind {
                 "percent" => {
@@ -121,5 +132,69 @@ fn encoding(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encoding);
+fn head_chunk(samples: &[Sample]) -> HeadChunk {
+    let mut c = HeadChunk::new();
+    for s in samples {
+        assert!(c.append(s.ts, s.value));
+    }
+    c
+}
+
+fn head_range(c: &mut Criterion) {
+    for n in [60, 480] {
+        for kind in KINDS {
+            let h = head_chunk(&series_n(kind, n, 0));
+            eprintln!(
+                "head {n:3} x {kind:8}: stream {:.3} B/sample, stream + checkpoints {:.3} \
+                 B/sample ({} + {} bytes)",
+                h.stream_bytes() as f64 / n as f64,
+                h.bytes_used() as f64 / n as f64,
+                h.stream_bytes(),
+                h.checkpoint_bytes(),
+            );
+        }
+    }
+
+    const SERIES: usize = 1000;
+    const LEN: usize = 480;
+    let chunks: Vec<HeadChunk> = (0..SERIES)
+        .map(|i| head_chunk(&series_n(KINDS[i % KINDS.len()], LEN, i as u64)))
+        .collect();
+    // All series share timestamps: the last 25 % is samples 360..480.
+    let ts = series_n("constant", LEN, 0);
+    let (start, end) = (ts[LEN * 3 / 4].ts, ts[LEN - 1].ts);
+    let full = |c: &HeadChunk| c.iter().filter(|s| s.ts >= start && s.ts <= end).count();
+    for c in &chunks {
+        assert_eq!(c.range(start, end).count(), full(c));
+        assert_eq!(full(c), LEN / 4);
+    }
+
+    let mut g = c.benchmark_group("head_range");
+    g.throughput(Throughput::Elements((SERIES * LEN / 4) as u64));
+    g.bench_function("full_filtered", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            for c in &chunks {
+                for s in c.iter().filter(|s| s.ts >= start && s.ts <= end) {
+                    sum += s.value;
+                }
+            }
+            black_box(sum)
+        })
+    });
+    g.bench_function("range", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            for c in &chunks {
+                for s in c.range(start, end) {
+                    sum += s.value;
+                }
+            }
+            black_box(sum)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, encoding, head_range);
 criterion_main!(benches);
