@@ -18,6 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState;
+
 use tidemark_query::{Labels, Sample, stale_nan};
 use tidemark_storage::{Db, SeriesId, Ticket, WriteBatch};
 
@@ -28,7 +30,7 @@ use super::scheduler::RulesError;
 #[derive(Default)]
 pub(crate) struct OutputWriter {
     /// Label sets the last round wrote, with their series ids.
-    written: HashMap<Labels, SeriesId>,
+    written: HashMap<Labels, SeriesId, RandomState>,
     /// The last round's append, until collected.
     pending: Option<Ticket>,
 }
@@ -73,7 +75,8 @@ impl OutputWriter {
         let failed = !out.errors.is_empty();
         let produced = out.samples.len();
         {
-            let now: HashSet<&Labels> = out.samples.iter().map(|s| &s.labels).collect();
+            let now: HashSet<&Labels, RandomState> =
+                out.samples.iter().map(|s| &s.labels).collect();
             if !failed {
                 let gone: Vec<Labels> = self
                     .written
@@ -92,7 +95,7 @@ impl OutputWriter {
         let mut written = if failed {
             std::mem::take(&mut self.written)
         } else {
-            HashMap::with_capacity(produced)
+            HashMap::with_capacity_and_hasher(produced, RandomState::default())
         };
         written.extend(
             out.samples[..produced]

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use foldhash::fast::RandomState;
+
 use tidemark_query::Labels;
 use tidemark_storage::SeriesId;
 
@@ -21,7 +23,7 @@ pub const DEFAULT_CAPACITY: usize = 200_000;
 /// See the module documentation.
 #[derive(Debug)]
 pub struct LabelCache {
-    map: Mutex<HashMap<SeriesId, Labels>>,
+    map: Mutex<HashMap<SeriesId, Labels, RandomState>>,
     capacity: usize,
 }
 
@@ -35,7 +37,7 @@ impl LabelCache {
     /// A cache holding at most `capacity` label sets.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(HashMap::default()),
             capacity: capacity.max(1),
         }
     }
@@ -64,7 +66,7 @@ impl LabelCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesId, Labels>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesId, Labels, RandomState>> {
         // A panic while holding the lock cannot leave a half-written entry.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -23,6 +23,9 @@
 //!   selections are left to the fallback.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
 
 use tidemark_query::{
     LabelMatcher, Labels, SelectHints, Selection, SelectorRead, SeriesData, SeriesSource,
@@ -32,13 +35,16 @@ use tidemark_storage::SeriesId;
 
 use super::DbSource;
 
+/// A series' prefetched samples, shared by the selections that want it.
+type Samples = Arc<[(i64, f64)]>;
+
 /// One prefetched matcher list.
 struct Fetched {
     matchers: Vec<LabelMatcher>,
     mint: i64,
     maxt: i64,
     /// Every matching series over `[mint, maxt]` (possibly empty).
-    series: Vec<(Labels, Vec<(i64, f64)>)>,
+    series: Vec<(Labels, Samples)>,
 }
 
 /// A matcher list to prefetch, with its window and matching series.
@@ -92,7 +98,7 @@ impl<'a> Prefetched<'a> {
         let mut windows: Vec<(i64, i64)> = wanted.iter().map(|w| (w.mint, w.maxt)).collect();
         windows.sort_unstable();
         windows.dedup();
-        let mut labels: HashMap<SeriesId, Labels> = HashMap::new();
+        let mut labels: HashMap<SeriesId, Labels, RandomState> = HashMap::default();
         let mut sets = Vec::with_capacity(wanted.len());
         for (mint, maxt) in windows {
             let group: Vec<&Wanted<'_>> = wanted
@@ -105,9 +111,9 @@ impl<'a> Prefetched<'a> {
             let Ok(data) = inner.read_raw(&ids, mint, maxt) else {
                 continue;
             };
-            let samples: HashMap<SeriesId, Vec<(i64, f64)>> = data
+            let samples: HashMap<SeriesId, Samples, RandomState> = data
                 .into_iter()
-                .map(|(id, s)| (id, s.into_iter().map(|s| (s.ts, s.value)).collect()))
+                .map(|(id, s)| (id, s.iter().map(|s| (s.ts, s.value)).collect()))
                 .collect();
             for w in group {
                 let series = w
@@ -115,7 +121,10 @@ impl<'a> Prefetched<'a> {
                     .iter()
                     .map(|id| {
                         let l = labels.entry(*id).or_insert_with(|| inner.labels(*id));
-                        (l.clone(), samples.get(id).cloned().unwrap_or_default())
+                        (
+                            l.clone(),
+                            samples.get(id).cloned().unwrap_or_else(|| Arc::new([])),
+                        )
                     })
                     .collect();
                 sets.push(Fetched {

@@ -470,15 +470,7 @@ impl Db {
             head.extend(rx.recv().map_err(|_| Error::Closed)?);
         }
         let parts = &self.shared.parts;
-        let read_all = |ids: &[SeriesId]| -> Result<Vec<(SeriesId, Vec<Sample>)>, Error> {
-            let mut out = Vec::with_capacity(ids.len());
-            for &id in ids {
-                let mut samples = Vec::new();
-                parts.read(id, start, end, &mut samples)?;
-                out.push((id, samples));
-            }
-            Ok(out)
-        };
+        let read_all = |ids: &[SeriesId]| parts.read_many(ids, start, end);
         // Decoding dominates large reads: spread them over the cores.
         let span_ms = u128::try_from(end.saturating_sub(start)).unwrap_or(0);
         let work = ids.len() as u128 * span_ms / (PARALLEL_READ_SERIES_HOURS * 3_600_000);

@@ -24,6 +24,7 @@
 
 pub(crate) mod blocks;
 mod delta;
+mod read;
 pub(crate) mod retain;
 
 use std::collections::BTreeMap;
@@ -31,14 +32,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::encoding::{
-    Effort, MAX_CHUNK_SAMPLES, decode_chunk, encode_chunk_with, read_chunk_header,
-};
+use crate::encoding::{Effort, MAX_CHUNK_SAMPLES, encode_chunk_with, read_chunk_header};
 use crate::error::Error;
-use crate::head::dedup_keep_last;
 use crate::types::{Sample, SeriesId, Timestamp};
 use blocks::{BlockFile, BlockWriter};
 use delta::Delta;
+use read::Merge;
 
 /// Largest chunk compaction writes. One series-day at 10 s is 8,640
 /// samples; bigger blocks compress a little better, but a read of a short
@@ -279,45 +278,6 @@ impl Partitions {
                 self.durable,
             )?;
         }
-        Ok(())
-    }
-
-    /// Appends series `id`'s stored samples in `[start, end]` to `out`,
-    /// sorted and deduplicated (later writes win). Corrupt chunks are
-    /// reported and skipped.
-    pub(crate) fn read(
-        &self,
-        id: SeriesId,
-        start: Timestamp,
-        end: Timestamp,
-        out: &mut Vec<Sample>,
-    ) -> Result<(), Error> {
-        let mut merge = Merge::default();
-        let mut entries = Vec::new();
-        for slot in self.slots_overlapping(start, end) {
-            let p = slot
-                .current
-                .read()
-                .expect("partition lock poisoned")
-                .clone();
-            if let Some(b) = &p.blocks {
-                entries.clear();
-                b.find(id, start, end, &mut entries)?;
-                for e in &entries {
-                    b.read_chunk(e, &mut merge.buf)?;
-                    let bytes = std::mem::take(&mut merge.buf);
-                    merge.add(self, b.path(), id, e.min_ts, 0, &bytes, start, end);
-                    merge.buf = bytes;
-                }
-            }
-            if let Some(d) = &p.delta {
-                d.scan(Some(id), end, |c| {
-                    merge.add(self, d.path(), id, c.min_ts, c.seq, c.bytes, start, end);
-                    Ok(())
-                })?;
-            }
-        }
-        merge.finish(out);
         Ok(())
     }
 
@@ -582,86 +542,6 @@ impl Partitions {
     /// Number of partitions.
     pub(crate) fn len(&self) -> usize {
         self.slots.read().expect("partition lock poisoned").len()
-    }
-}
-
-/// Collects one series' samples from several chunks and yields them sorted,
-/// later writes winning on equal timestamps. Chunks decode straight into
-/// one buffer; only when chunks overlap in time are samples tagged with
-/// their chunk's sequence number and sorted.
-#[derive(Default)]
-struct Merge {
-    samples: Vec<Sample>,
-    /// `(first index in samples, seq)` of every chunk added.
-    runs: Vec<(usize, u64)>,
-    buf: Vec<u8>,
-    overlapping: bool,
-}
-
-impl Merge {
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        parts: &Partitions,
-        path: &Path,
-        id: SeriesId,
-        min_ts: Timestamp,
-        seq: u64,
-        bytes: &[u8],
-        start: Timestamp,
-        end: Timestamp,
-    ) {
-        let header = match read_chunk_header(bytes) {
-            Ok(h) => h,
-            Err(e) => return parts.report_corrupt(path, id, min_ts, &e.to_string()),
-        };
-        if header.max_ts < start || header.min_ts > end {
-            return;
-        }
-        let from = self.samples.len();
-        if let Err(e) = decode_chunk(bytes, &mut self.samples) {
-            self.samples.truncate(from);
-            return parts.report_corrupt(path, id, min_ts, &e.to_string());
-        }
-        // A chunk is sorted: trim it to [start, end] by binary search.
-        let region = &self.samples[from..];
-        let lo = region.partition_point(|s| s.ts < start);
-        let hi = region.partition_point(|s| s.ts <= end);
-        self.samples.truncate(from + hi);
-        self.samples.drain(from..from + lo);
-        if self.samples.len() == from {
-            return;
-        }
-        self.overlapping |= from > 0 && self.samples[from - 1].ts >= self.samples[from].ts;
-        self.runs.push((from, seq));
-    }
-
-    /// Appends the merged samples to `out` and resets.
-    fn finish(&mut self, out: &mut Vec<Sample>) {
-        if !self.overlapping {
-            if out.is_empty() {
-                std::mem::swap(out, &mut self.samples);
-            } else {
-                out.append(&mut self.samples);
-            }
-        } else {
-            let mut tagged: Vec<(Timestamp, u64, f64)> = Vec::with_capacity(self.samples.len());
-            for (i, &(first, seq)) in self.runs.iter().enumerate() {
-                let last = self.runs.get(i + 1).map_or(self.samples.len(), |r| r.0);
-                tagged.extend(
-                    self.samples[first..last]
-                        .iter()
-                        .map(|s| (s.ts, seq, s.value)),
-                );
-            }
-            tagged.sort_by_key(|t| (t.0, t.1));
-            let from = out.len();
-            out.extend(tagged.iter().map(|t| Sample::new(t.0, t.2)));
-            dedup_keep_last(out, from);
-        }
-        self.samples.clear();
-        self.runs.clear();
-        self.overlapping = false;
     }
 }
 
