@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use label_cache::LabelCache;
 pub use plan::TierChoice;
-pub use prefetch::Prefetched;
+pub use prefetch::{Prefetched, SharedReads};
 use tidemark_query::{
     Bucket, BucketSeries, LabelMatcher, Labels, MatchOp, SelectHints, Selection, SeriesData,
     SeriesSource, SourceError, sorted_unique,

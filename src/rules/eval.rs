@@ -334,52 +334,51 @@ fn alerting(
 ) -> Result<Vec<Sample>, RuleEvalError> {
     let for_ms = a.for_.as_millis() as i64;
     let keep_ms = a.keep_firing_for.as_millis() as i64;
-    // 1. What the expression returns now.
-    let mut current: BTreeMap<String, Alert> = BTreeMap::new();
+    // 1. What the expression returns now (a duplicate label set fails the
+    // rule before its state is touched, as in Prometheus).
+    let mut returned: HashSet<String> = HashSet::with_capacity(vector.len());
+    let mut current = Vec::with_capacity(vector.len());
     for s in vector {
         let mut labels = s.labels.without_name();
         for (k, tpl) in &a.labels {
             labels.set(k, tpl.expand(&s.labels, s.v));
         }
         labels.set("alertname", a.alert.clone());
-        let annotations = a
+        let annotations: BTreeMap<String, String> = a
             .annotations
             .iter()
             .map(|(k, tpl)| (k.clone(), tpl.expand(&s.labels, s.v)))
             .collect();
         let key = labels.to_string();
-        if current.contains_key(&key) {
+        if !returned.insert(key.clone()) {
             return Err(RuleEvalError::DuplicateLabelset {
                 index,
                 name: a.alert.clone(),
                 labels: key,
             });
         }
-        let labels = labels.as_slice().iter().cloned().collect();
-        current.insert(
-            key,
-            Alert {
-                labels,
-                annotations,
-                state: AlertState::Pending,
-                value: s.v,
-                active_at_ms: t,
-                fired_at_ms: None,
-                resolved_at_ms: None,
-                keep_firing_since_ms: None,
-            },
-        );
+        current.push((key, labels, annotations, s.v));
     }
-    let returned: HashSet<String> = current.keys().cloned().collect();
-    // 2. Merge into the active set: a live alert keeps its times.
-    for (key, new) in current {
+    // 2. Merge into the active set: a live alert keeps its times and only
+    // takes the new value and annotations; anything else starts pending.
+    for (key, labels, annotations, value) in current {
         match state.alerts.get_mut(&key) {
             Some(old) if old.state != AlertState::Inactive => {
-                old.value = new.value;
-                old.annotations = new.annotations;
+                old.value = value;
+                old.annotations = annotations;
             }
             _ => {
-                state.alerts.insert(key, new);
+                let alert = Alert {
+                    labels: labels.as_slice().iter().cloned().collect(),
+                    annotations,
+                    state: AlertState::Pending,
+                    value,
+                    active_at_ms: t,
+                    fired_at_ms: None,
+                    resolved_at_ms: None,
+                    keep_firing_since_ms: None,
+                };
+                state.alerts.insert(key, alert);
             }
         }
     }

@@ -16,7 +16,7 @@
 //!   the next one, where a write failure is reported. Rule output is
 //!   therefore acknowledged one interval late, never lost silently.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
 
@@ -29,8 +29,12 @@ use super::scheduler::RulesError;
 /// One group's output bookkeeping between rounds.
 #[derive(Default)]
 pub(crate) struct OutputWriter {
-    /// Label sets the last round wrote, with their series ids.
-    written: HashMap<Labels, SeriesId, RandomState>,
+    /// Label sets written, with their series ids and the last round
+    /// (`round`) that produced them: one hash lookup per output sample
+    /// marks it, and the unmarked ones are the series that disappeared.
+    written: HashMap<Labels, (SeriesId, u64), RandomState>,
+    /// Rounds written so far.
+    round: u64,
     /// The last round's append, until collected.
     pending: Option<Ticket>,
 }
@@ -72,38 +76,22 @@ impl OutputWriter {
         out: &mut GroupOutput,
         t: i64,
     ) -> Result<(), RulesError> {
-        let failed = !out.errors.is_empty();
-        let produced = out.samples.len();
-        {
-            let now: HashSet<&Labels, RandomState> =
-                out.samples.iter().map(|s| &s.labels).collect();
-            if !failed {
-                let gone: Vec<Labels> = self
-                    .written
-                    .keys()
-                    .filter(|l| !now.contains(l))
-                    .cloned()
-                    .collect();
-                out.samples.extend(gone.into_iter().map(|labels| Sample {
-                    labels,
-                    t,
-                    v: stale_nan(),
-                }));
+        self.round += 1;
+        let round = self.round;
+        let mut ids = self.ids(db, &out.samples, round)?;
+        if out.errors.is_empty() {
+            for (labels, (id, last)) in &self.written {
+                if *last != round {
+                    out.samples.push(Sample {
+                        labels: labels.clone(),
+                        t,
+                        v: stale_nan(),
+                    });
+                    ids.push(*id);
+                }
             }
+            self.written.retain(|_, (_, last)| *last == round);
         }
-        let ids = self.ids(db, &out.samples)?;
-        let mut written = if failed {
-            std::mem::take(&mut self.written)
-        } else {
-            HashMap::with_capacity_and_hasher(produced, RandomState::default())
-        };
-        written.extend(
-            out.samples[..produced]
-                .iter()
-                .zip(&ids)
-                .map(|(s, id)| (s.labels.clone(), *id)),
-        );
-        self.written = written;
         if out.samples.is_empty() {
             return Ok(());
         }
@@ -116,15 +104,24 @@ impl OutputWriter {
         Ok(())
     }
 
-    /// The series id of every sample: known ones from the last round,
-    /// the rest resolved (created if new) in one index call.
-    fn ids(&self, db: &Db, samples: &[Sample]) -> Result<Vec<SeriesId>, RulesError> {
+    /// The series id of every sample, marking it written in `round`:
+    /// known ones from earlier rounds, the rest resolved (created if new)
+    /// in one index call.
+    fn ids(
+        &mut self,
+        db: &Db,
+        samples: &[Sample],
+        round: u64,
+    ) -> Result<Vec<SeriesId>, RulesError> {
         // Id 0 is never a series (ids start at 1); every 0 is replaced below.
         let mut ids = Vec::with_capacity(samples.len());
         let mut unknown = Vec::new();
         for (i, s) in samples.iter().enumerate() {
-            match self.written.get(&s.labels) {
-                Some(id) => ids.push(*id),
+            match self.written.get_mut(&s.labels) {
+                Some((id, last)) => {
+                    *last = round;
+                    ids.push(*id);
+                }
                 None => {
                     ids.push(SeriesId(0));
                     unknown.push(i);
@@ -146,8 +143,79 @@ impl OutputWriter {
                 .collect();
             for (i, id) in unknown.into_iter().zip(db.resolve_many(&sets)?) {
                 ids[i] = id;
+                self.written.insert(samples[i].labels.clone(), (id, round));
             }
         }
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::RuleEvalError;
+    use tidemark_storage::{Matcher, Options};
+
+    fn sample(name: &str, t: i64) -> Sample {
+        Sample {
+            labels: Labels::from_pairs([("__name__", name)]),
+            t,
+            v: 1.0,
+        }
+    }
+
+    /// `(metric, value is a stale marker)` of every sample written at `t`.
+    fn at(db: &Db, t: i64) -> Vec<(String, bool)> {
+        let ids =
+            db.select(&[Matcher::new("__name__", tidemark_storage::MatchOp::Regex, ".+").unwrap()]);
+        let mut got: Vec<(String, bool)> = db
+            .read(&ids, t, t)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(id, s)| {
+                let name = db.labels(id)?.get("__name__")?.to_string();
+                s.first()
+                    .map(|s| (name, tidemark_query::is_stale_nan(s.value)))
+            })
+            .collect();
+        got.sort();
+        got
+    }
+
+    #[test]
+    fn vanished_series_are_marked_stale_except_after_a_failed_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let feed = crate::forward::Feed::default();
+        let mut w = OutputWriter::default();
+        let mut round = |samples: Vec<Sample>, failed: bool, t: i64| {
+            let mut out = GroupOutput {
+                samples,
+                errors: Vec::new(),
+            };
+            if failed {
+                out.errors.push(RuleEvalError::ResultType {
+                    index: 0,
+                    name: "r".into(),
+                    got: "string",
+                });
+            }
+            w.collect_previous().unwrap();
+            w.write(&db, &feed, &mut out, t).unwrap();
+            w.collect_previous().unwrap();
+        };
+        round(vec![sample("a", 1000), sample("b", 1000)], false, 1000);
+        assert_eq!(at(&db, 1000), [("a".into(), false), ("b".into(), false)]);
+        round(vec![sample("a", 2000)], false, 2000);
+        assert_eq!(at(&db, 2000), [("a".into(), false), ("b".into(), true)]);
+        // A failed round marks nothing stale and forgets nothing.
+        round(vec![], true, 3000);
+        assert_eq!(at(&db, 3000), []);
+        round(vec![sample("b", 4000)], false, 4000);
+        assert_eq!(at(&db, 4000), [("a".into(), true), ("b".into(), false)]);
+        round(vec![], false, 5000);
+        assert_eq!(at(&db, 5000), [("b".into(), true)]);
+        round(vec![], false, 6000);
+        assert_eq!(at(&db, 6000), [], "a stale series is marked once");
     }
 }

@@ -36,7 +36,7 @@ use tidemark_storage::Db;
 
 use crate::config::Config;
 use crate::rules::{DEFAULT_RULES_NAME, GroupState, RuleErrors, RuleGroup};
-use crate::source::{DbSource, LabelCache, Prefetched};
+use crate::source::{DbSource, LabelCache, Prefetched, SharedReads};
 
 use super::output::OutputWriter;
 use super::persist::{self, SavedGroup};
@@ -162,6 +162,8 @@ pub struct RuleManager {
     max_series: usize,
     /// Labels of the series rules read, converted once (ids never change).
     labels: LabelCache,
+    /// Selections read once for all groups evaluated at the same time.
+    shared: SharedReads,
     save_lock: Mutex<()>,
     /// Rule output is forwarded like ingested samples (`crate::forward`).
     feed: crate::forward::Feed,
@@ -252,6 +254,7 @@ impl RuleManager {
             opts,
             max_series,
             labels: LabelCache::default(),
+            shared: SharedReads::default(),
             save_lock: Mutex::new(()),
             feed: crate::forward::Feed::default(),
             sink: std::sync::OnceLock::new(),
@@ -288,7 +291,8 @@ impl RuleManager {
         let mut state = lock(&g.status).state.clone();
         let before = persist::persisted_shape(&state);
         let src = DbSource::new(&self.db, self.max_series).with_label_cache(&self.labels);
-        let src = Prefetched::new(&src, &g.group.reads(t_ms, &self.opts), self.max_series);
+        let reads = g.group.reads(t_ms, &self.opts);
+        let src = Prefetched::shared(&src, &reads, self.max_series, t_ms, &self.shared);
         let mut out = g.group.eval(&mut state, &src, t_ms, &self.opts);
         let mut rules = vec![
             RuleStatus {
@@ -420,21 +424,47 @@ async fn run_group(
     index: usize,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(manager.groups()[index].interval);
+    let interval = manager.groups()[index].interval;
+    let interval_ms = (interval.as_millis() as i64).max(1);
+    // The first round runs at once; later ones at multiples of the
+    // interval, evaluated at exactly that time, so groups with the same
+    // interval share one evaluation time (and their reads, see
+    // `SharedReads`).
+    let now = crate::server::now_ms();
+    let to_boundary = interval_ms - now.rem_euclid(interval_ms);
+    let first = tokio::time::Instant::now() + Duration::from_millis(to_boundary as u64);
+    let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut first_round = true;
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stopped.changed() => return,
+        if !first_round {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stopped.changed() => return,
+            }
         }
         if *stopped.borrow() {
             return;
         }
         let m = manager.clone();
-        let t = crate::server::now_ms();
+        let t = eval_time(crate::server::now_ms(), interval_ms, first_round);
+        first_round = false;
         if let Err(e) = tokio::task::spawn_blocking(move || m.eval_group(index, t)).await {
             tracing::warn!(error = %e, "rule evaluation task failed");
         }
+    }
+}
+
+/// The evaluation time of a round started at `now_ms`: the first round
+/// runs at `now_ms`; a later round was started by a tick at a multiple of
+/// the interval and is evaluated at that multiple (when the tick came
+/// late by more than a second, at `now_ms`).
+fn eval_time(now_ms: i64, interval_ms: i64, first_round: bool) -> i64 {
+    let late = now_ms.rem_euclid(interval_ms);
+    if first_round || late > 1000 {
+        now_ms
+    } else {
+        now_ms - late
     }
 }
 
@@ -442,6 +472,18 @@ async fn run_group(
 mod tests {
     use super::*;
     use crate::rules::{AlertState, parse_rule_file};
+
+    #[test]
+    fn rounds_after_the_first_are_evaluated_at_interval_multiples() {
+        assert_eq!(eval_time(60_123, 15_000, true), 60_123);
+        assert_eq!(eval_time(60_123, 15_000, false), 60_000);
+        assert_eq!(eval_time(60_000, 15_000, false), 60_000);
+        assert_eq!(
+            eval_time(62_500, 15_000, false),
+            62_500,
+            "too late to round"
+        );
+    }
     use tidemark_storage::{Matcher, Options, WriteBatch};
 
     const RULES: &str = r#"

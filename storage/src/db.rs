@@ -449,9 +449,10 @@ impl Db {
         for id in ids {
             by_shard[id.0 as usize % shards].push(*id);
         }
-        let mut replies = Vec::new();
+        let mut replies = Vec::with_capacity(shards);
         for (shard, ids) in by_shard.into_iter().enumerate() {
             if ids.is_empty() {
+                replies.push(None);
                 continue;
             }
             let (tx, rx) = crossbeam_channel::bounded(1);
@@ -463,11 +464,17 @@ impl Db {
                     reply: tx,
                 })
                 .map_err(|_| Error::Closed)?;
-            replies.push(rx);
+            replies.push(Some(rx));
         }
-        let mut head: std::collections::HashMap<SeriesId, Vec<Sample>> = Default::default();
+        // Each shard answers its ids in the order they were sent, so the
+        // answers are consumed in `ids` order by walking one per shard.
+        let mut head: Vec<std::vec::IntoIter<(SeriesId, Vec<Sample>)>> = Vec::with_capacity(shards);
         for rx in replies {
-            head.extend(rx.recv().map_err(|_| Error::Closed)?);
+            let answer = match rx {
+                Some(rx) => rx.recv().map_err(|_| Error::Closed)?,
+                None => Vec::new(),
+            };
+            head.push(answer.into_iter());
         }
         let parts = &self.shared.parts;
         let read_all = |ids: &[SeriesId]| parts.read_many(ids, start, end);
@@ -499,7 +506,8 @@ impl Db {
             out
         };
         for (id, samples) in &mut out {
-            if let Some(h) = head.remove(id) {
+            if let Some((hid, h)) = head[id.0 as usize % shards].next() {
+                debug_assert_eq!(hid, *id, "shard answers follow the request order");
                 merge_newer(samples, h);
             }
         }

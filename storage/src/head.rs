@@ -54,7 +54,11 @@ impl HeadSeries {
     /// Appends the merged, sorted, deduplicated samples in `[start, end]`.
     fn collect(&self, start: Timestamp, end: Timestamp, out: &mut Vec<Sample>) {
         let from = out.len();
-        out.extend(self.chunk.range(start, end));
+        let range = self.chunk.range(start, end);
+        // The bound is what is left after the seek checkpoint: at most one
+        // checkpoint interval more than the range holds.
+        out.reserve(range.size_hint().1.unwrap_or(0));
+        out.extend(range);
         if self.ooo.is_empty() {
             return;
         }
