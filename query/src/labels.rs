@@ -3,9 +3,12 @@
 //! Invariants: a [`Labels`] is sorted by name, holds each name at most once
 //! and never holds an empty value (Prometheus treats an empty value as an
 //! absent label). `__name__` is an ordinary label here.
-//! The pairs live behind an `Arc`, so cloning a label set (every series
-//! that flows through an aggregation, a binary operation or an alert's
-//! state does) is a reference-count increment; mutation copies on write.
+//! The pairs live behind an `Arc` and each name and value is an
+//! `Arc<str>`, so cloning a label set (every series that flows through an
+//! aggregation, a binary operation or an alert's state does) is a
+//! reference-count increment, and a derived set (`without_name`, `keep`)
+//! allocates one vector, not one string per label; mutation copies on
+//! write.
 //! A [`LabelMatcher`] with a regex is anchored (`^(?:re)$`), and a missing
 //! label matches as the empty string.
 
@@ -19,7 +22,10 @@ pub const METRIC_NAME: &str = "__name__";
 
 /// A sorted set of `(name, value)` pairs.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Arc<Vec<(String, String)>>);
+pub struct Labels(Arc<Vec<Label>>);
+
+/// One `(name, value)` pair of a [`Labels`].
+pub type Label = (Arc<str>, Arc<str>);
 
 impl Labels {
     /// The empty label set.
@@ -29,10 +35,10 @@ impl Labels {
 
     /// Builds a label set from pairs in any order; later duplicates win and
     /// empty values are dropped.
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+    pub fn from_pairs<K: Into<Arc<str>>, V: Into<Arc<str>>>(
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        let pairs: Vec<(String, String)> = pairs
+        let pairs: Vec<Label> = pairs
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
@@ -43,13 +49,13 @@ impl Labels {
         }
         let mut l = Labels::new();
         for (k, v) in pairs {
-            l.set(&k, v);
+            l.set_shared(&k, v);
         }
         l
     }
 
     /// The pairs, sorted by name.
-    pub fn as_slice(&self) -> &[(String, String)] {
+    pub fn as_slice(&self) -> &[Label] {
         &self.0
     }
 
@@ -66,9 +72,9 @@ impl Labels {
     /// The value of `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .binary_search_by(|(k, _)| (**k).cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| &*self.0[i].1)
     }
 
     /// The value of `name`, or `""` when absent (Prometheus semantics).
@@ -83,20 +89,25 @@ impl Labels {
 
     /// Sets `name` to `value`; an empty value removes the label.
     pub fn set(&mut self, name: &str, value: String) {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+        self.set_shared(name, value.into());
+    }
+
+    /// [`Labels::set`] with a value that may be shared.
+    pub fn set_shared(&mut self, name: &str, value: Arc<str>) {
+        match self.0.binary_search_by(|(k, _)| (**k).cmp(name)) {
             Ok(i) if value.is_empty() => {
                 Arc::make_mut(&mut self.0).remove(i);
             }
             Ok(i) if self.0[i].1 == value => {}
             Ok(i) => Arc::make_mut(&mut self.0)[i].1 = value,
             Err(_) if value.is_empty() => {}
-            Err(i) => Arc::make_mut(&mut self.0).insert(i, (name.to_string(), value)),
+            Err(i) => Arc::make_mut(&mut self.0).insert(i, (name.into(), value)),
         }
     }
 
     /// Removes `name` if present.
     pub fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)) {
+        if let Ok(i) = self.0.binary_search_by(|(k, _)| (**k).cmp(name)) {
             Arc::make_mut(&mut self.0).remove(i);
         }
     }
@@ -109,7 +120,7 @@ impl Labels {
         Labels(Arc::new(
             self.0
                 .iter()
-                .filter(|(k, _)| k != METRIC_NAME)
+                .filter(|(k, _)| &**k != METRIC_NAME)
                 .cloned()
                 .collect(),
         ))
@@ -117,18 +128,18 @@ impl Labels {
 
     /// Keeps only the listed names.
     pub fn keep(&mut self, names: &[String]) {
-        if self.0.iter().all(|(k, _)| names.iter().any(|n| n == k)) {
+        if self.0.iter().all(|(k, _)| names.iter().any(|n| **n == **k)) {
             return;
         }
-        Arc::make_mut(&mut self.0).retain(|(k, _)| names.iter().any(|n| n == k));
+        Arc::make_mut(&mut self.0).retain(|(k, _)| names.iter().any(|n| **n == **k));
     }
 
     /// Removes the listed names.
     pub fn drop_names(&mut self, names: &[String]) {
-        if !self.0.iter().any(|(k, _)| names.iter().any(|n| n == k)) {
+        if !self.0.iter().any(|(k, _)| names.iter().any(|n| **n == **k)) {
             return;
         }
-        Arc::make_mut(&mut self.0).retain(|(k, _)| !names.iter().any(|n| n == k));
+        Arc::make_mut(&mut self.0).retain(|(k, _)| !names.iter().any(|n| **n == **k));
     }
 
     /// Appends the match signature of this set to `buf`: with `on`, the
@@ -137,11 +148,11 @@ impl Labels {
     pub(crate) fn signature(&self, on: bool, names: &[String], buf: &mut Vec<u8>) {
         buf.clear();
         for (k, v) in self.0.iter() {
-            let listed = names.iter().any(|n| n == k);
+            let listed = names.iter().any(|n| **n == **k);
             let include = if on {
                 listed
             } else {
-                !listed && k != METRIC_NAME
+                !listed && &**k != METRIC_NAME
             };
             if include {
                 buf.extend_from_slice(k.as_bytes());

@@ -32,7 +32,7 @@ mod value;
 
 pub use error::{EvalError, ParseError, ParseErrorKind, SourceError};
 pub use eval::{EvalOptions, SelectorRead, eval_instant, eval_range, instant_reads};
-pub use labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp};
+pub use labels::{Label, LabelMatcher, Labels, METRIC_NAME, MatchOp};
 pub use parser::parse;
 pub use source::{
     Bucket, BucketSeries, MemorySource, SelectHints, Selection, SeriesData, SeriesSource,

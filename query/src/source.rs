@@ -177,7 +177,7 @@ pub trait SeriesSource {
             s.labels
                 .as_slice()
                 .iter()
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| k.to_string())
                 .collect::<Vec<_>>()
         })))
     }

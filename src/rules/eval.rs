@@ -22,6 +22,7 @@
 //!   that comes back after resolving starts over as a new pending alert.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use tidemark_query::{
@@ -117,6 +118,11 @@ impl GroupState {
     pub fn rule_alerts(&self, index: usize, alert: &str) -> Option<&RuleAlerts> {
         self.rules.get(&rule_key(index, alert))
     }
+}
+
+fn lock(state: &Mutex<GroupState>) -> MutexGuard<'_, GroupState> {
+    // A panic mid-update leaves alerts a later round overwrites.
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn rule_key(index: usize, alert: &str) -> String {
@@ -220,6 +226,23 @@ impl RuleGroup {
         t_ms: i64,
         opts: &EvalOptions,
     ) -> GroupOutput {
+        let shared = Mutex::new(std::mem::take(state));
+        let out = self.eval_shared(&shared, source, t_ms, opts);
+        *state = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+        out
+    }
+
+    /// [`RuleGroup::eval`] with the state behind a lock that is held only
+    /// while an alerting rule's alerts are updated, never during a query:
+    /// readers (the alerts API) see each rule's alerts as of its last
+    /// evaluation, and nothing copies the state per round.
+    pub fn eval_shared(
+        &self,
+        state: &Mutex<GroupState>,
+        source: &dyn SeriesSource,
+        t_ms: i64,
+        opts: &EvalOptions,
+    ) -> GroupOutput {
         let t = t_ms - self.query_offset.as_millis() as i64;
         let mut out = GroupOutput::default();
         let mut overlay = Overlay {
@@ -238,7 +261,7 @@ impl RuleGroup {
                 Rule::Recording(_) => None,
             })
             .collect();
-        state.rules.retain(|k, _| live_keys.contains(k));
+        lock(state).rules.retain(|k, _| live_keys.contains(k));
         for (index, rule) in self.rules.iter().enumerate() {
             let name = rule.name().to_string();
             let expr = match rule {
@@ -272,6 +295,7 @@ impl RuleGroup {
             let produced = match rule {
                 Rule::Recording(r) => recording(r, index, self.limit, vector, t),
                 Rule::Alerting(a) => {
+                    let mut state = lock(state);
                     let alerts = state.rules.entry(rule_key(index, &a.alert)).or_default();
                     alerting(a, index, self.limit, alerts, vector, t_ms, t)
                 }
@@ -369,7 +393,11 @@ fn alerting(
             }
             _ => {
                 let alert = Alert {
-                    labels: labels.as_slice().iter().cloned().collect(),
+                    labels: labels
+                        .as_slice()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                     annotations,
                     state: AlertState::Pending,
                     value,

@@ -137,7 +137,7 @@ impl OutputWriter {
                             .labels
                             .as_slice()
                             .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_str())),
+                            .map(|(k, v)| (&**k, &**v)),
                     )
                 })
                 .collect();

@@ -137,7 +137,10 @@ pub struct ManagedGroup {
     pub group: RuleGroup,
     /// Its evaluation interval (the group's, or the configured default).
     pub interval: Duration,
+    /// Everything of [`GroupStatus`] but the alert state.
     status: Mutex<GroupStatus>,
+    /// The alert state; [`RuleGroup::eval_shared`] locks it per rule.
+    state: Mutex<GroupState>,
     /// Series the last round wrote and its pending append.
     output: Mutex<OutputWriter>,
 }
@@ -145,7 +148,9 @@ pub struct ManagedGroup {
 impl ManagedGroup {
     /// A copy of the group's status.
     pub fn status(&self) -> GroupStatus {
-        lock(&self.status).clone()
+        let mut st = lock(&self.status).clone();
+        st.state = lock(&self.state).clone();
+        st
     }
 }
 
@@ -236,10 +241,10 @@ impl RuleManager {
                 ManagedGroup {
                     interval: group.interval_or(default_interval),
                     status: Mutex::new(GroupStatus {
-                        state,
                         rules: vec![RuleStatus::default(); group.rules.len()],
                         ..GroupStatus::default()
                     }),
+                    state: Mutex::new(state),
                     output: Mutex::new(OutputWriter::default()),
                     file,
                     group,
@@ -288,12 +293,11 @@ impl RuleManager {
     pub fn eval_group(&self, index: usize, t_ms: i64) {
         let g = &self.groups[index];
         let started = Instant::now();
-        let mut state = lock(&g.status).state.clone();
-        let before = persist::persisted_shape(&state);
+        let before = persist::persisted_shape(&lock(&g.state));
         let src = DbSource::new(&self.db, self.max_series).with_label_cache(&self.labels);
         let reads = g.group.reads(t_ms, &self.opts);
         let src = Prefetched::shared(&src, &reads, self.max_series, t_ms, &self.shared);
-        let mut out = g.group.eval(&mut state, &src, t_ms, &self.opts);
+        let mut out = g.group.eval_shared(&g.state, &src, t_ms, &self.opts);
         let mut rules = vec![
             RuleStatus {
                 health: RuleHealth::Ok,
@@ -333,10 +337,9 @@ impl RuleManager {
         // a write: which alerts exist, their states and times. A round that
         // changed none of that (values and annotations are recomputed every
         // round) skips rewriting the state file.
-        let changed = persist::persisted_shape(&state) != before;
+        let changed = persist::persisted_shape(&lock(&g.state)) != before;
         {
             let mut st = lock(&g.status);
-            st.state = state;
             st.last_eval_ms = Some(t_ms);
             st.eval_duration = started.elapsed();
             st.failures_total +=
@@ -365,7 +368,7 @@ impl RuleManager {
             .map(|g| SavedGroup {
                 file: g.file.clone(),
                 group: g.group.name.clone(),
-                state: lock(&g.status).state.clone(),
+                state: lock(&g.state).clone(),
             })
             .collect();
         persist::save(&self.state_path, groups)
@@ -374,11 +377,11 @@ impl RuleManager {
 
 /// A group's alerts with their rule's expression text.
 fn group_alerts(g: &ManagedGroup) -> Vec<(crate::rules::Alert, String)> {
-    let st = lock(&g.status);
+    let state = lock(&g.state);
     let mut out = Vec::new();
     for (i, r) in g.group.rules.iter().enumerate() {
         if let crate::rules::Rule::Alerting(a) = r
-            && let Some(ra) = st.state.rule_alerts(i, &a.alert)
+            && let Some(ra) = state.rule_alerts(i, &a.alert)
         {
             out.extend(
                 ra.alerts

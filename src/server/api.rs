@@ -116,7 +116,7 @@ fn metric(labels: &tidemark_query::Labels) -> Json {
     let m: serde_json::Map<String, Json> = labels
         .as_slice()
         .iter()
-        .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+        .map(|(k, v)| (k.to_string(), Json::String(v.to_string())))
         .collect();
     Json::Object(m)
 }
