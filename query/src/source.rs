@@ -19,6 +19,24 @@ pub struct SeriesData {
     pub samples: Vec<(i64, f64)>,
 }
 
+impl SeriesData {
+    /// The samples of `samples` (sorted by time) in `[start_ms, end_ms]`
+    /// as a series, or `None` when there are none.
+    pub fn window(
+        labels: &Labels,
+        samples: &[(i64, f64)],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Option<SeriesData> {
+        let lo = samples.partition_point(|&(t, _)| t < start_ms);
+        let hi = samples.partition_point(|&(t, _)| t <= end_ms);
+        (lo < hi).then(|| SeriesData {
+            labels: labels.clone(),
+            samples: samples[lo..hi].to_vec(),
+        })
+    }
+}
+
 /// What the evaluator is about to compute from a selection, so that a
 /// source holding pre-aggregated data (rollup tiers) can answer with
 /// [`Selection::Buckets`] where that gives the same answer.
@@ -290,14 +308,7 @@ impl SeriesSource for MemorySource {
             .series
             .iter()
             .filter(|s| matchers.iter().all(|m| m.matches_labels(&s.labels)))
-            .filter_map(|s| {
-                let lo = s.samples.partition_point(|&(t, _)| t < start_ms);
-                let hi = s.samples.partition_point(|&(t, _)| t <= end_ms);
-                (lo < hi).then(|| SeriesData {
-                    labels: s.labels.clone(),
-                    samples: s.samples[lo..hi].to_vec(),
-                })
-            })
+            .filter_map(|s| SeriesData::window(&s.labels, &s.samples, start_ms, end_ms))
             .collect())
     }
 }

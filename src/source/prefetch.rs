@@ -308,14 +308,7 @@ impl SeriesSource for Prefetched<'_> {
         Ok(set
             .series
             .iter()
-            .filter_map(|(labels, samples)| {
-                let lo = samples.partition_point(|&(t, _)| t < start_ms);
-                let hi = samples.partition_point(|&(t, _)| t <= end_ms);
-                (lo < hi).then(|| SeriesData {
-                    labels: labels.clone(),
-                    samples: samples[lo..hi].to_vec(),
-                })
-            })
+            .filter_map(|(labels, samples)| SeriesData::window(labels, samples, start_ms, end_ms))
             .collect())
     }
 
