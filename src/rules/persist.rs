@@ -35,8 +35,9 @@ pub(crate) struct SavedGroup {
 /// alert's key, state and times (not its value or annotations, which are
 /// recomputed each round).
 pub(crate) fn persisted_shape(state: &GroupState) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::{BuildHasher, Hash, Hasher};
+    // Compared within one process only: a fast fixed-seed hash will do.
+    let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
     for (rule, alerts) in &state.rules {
         rule.hash(&mut h);
         for (key, a) in &alerts.alerts {
