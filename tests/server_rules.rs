@@ -144,8 +144,11 @@ fn an_alert_fires_and_recording_output_is_queryable() {
         json!({"summary": "job {{ $labels.job }} is at {{ $value }}"})
     );
     assert_eq!(rules[1]["alerts"].as_array().unwrap().len(), 1);
+    let group_time = g["evaluationTime"].as_f64().unwrap();
     for r in rules {
-        assert!(r["evaluationTime"].is_f64(), "{r}");
+        // Each rule reports its own time, within its group's.
+        let t = r["evaluationTime"].as_f64().unwrap();
+        assert!(t > 0.0 && t <= group_time, "{t} vs group {group_time}: {r}");
         assert_ne!(r["lastEvaluation"], "0001-01-01T00:00:00Z", "{r}");
     }
     assert!(

@@ -4,8 +4,9 @@
 //! `ALERTS_FOR_STATE` samples.
 //!
 //! Invariants:
-//! - Time is only what the caller passes; nothing here reads a clock, so a
-//!   test drives the state machine with a fake clock.
+//! - Time is only what the caller passes, so a test drives the state
+//!   machine with a fake clock; the monotonic clock is read only to report
+//!   how long each rule took.
 //! - Rules of a group run in file order, and each rule sees the samples the
 //!   group's earlier rules produced at this `t` (an overlay on the source),
 //!   as Prometheus's rules see earlier rules' output in storage.
@@ -23,6 +24,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tidemark_query::{
@@ -198,6 +200,9 @@ pub struct GroupOutput {
     pub samples: Vec<Sample>,
     /// Rules that failed this round.
     pub errors: Vec<RuleEvalError>,
+    /// How long each rule took (its query and alert update), in file
+    /// order. The only clock read here: it measures, never decides.
+    pub durations: Vec<std::time::Duration>,
 }
 
 impl RuleGroup {
@@ -263,50 +268,54 @@ impl RuleGroup {
             .collect();
         lock(state).rules.retain(|k, _| live_keys.contains(k));
         for (index, rule) in self.rules.iter().enumerate() {
-            let name = rule.name().to_string();
-            let expr = match rule {
-                Rule::Recording(r) => &r.expr,
-                Rule::Alerting(a) => &a.expr,
-            };
-            let vector = match eval_instant(&overlay, expr, t, opts) {
-                Ok(Value::Vector(v)) => v,
-                Ok(Value::Scalar { v, .. }) => vec![Sample {
-                    labels: Labels::new(),
-                    t,
-                    v,
-                }],
-                Ok(other) => {
-                    out.errors.push(RuleEvalError::ResultType {
-                        index,
-                        name,
-                        got: other.type_name(),
-                    });
-                    continue;
+            let started = Instant::now();
+            'rule: {
+                let name = rule.name().to_string();
+                let expr = match rule {
+                    Rule::Recording(r) => &r.expr,
+                    Rule::Alerting(a) => &a.expr,
+                };
+                let vector = match eval_instant(&overlay, expr, t, opts) {
+                    Ok(Value::Vector(v)) => v,
+                    Ok(Value::Scalar { v, .. }) => vec![Sample {
+                        labels: Labels::new(),
+                        t,
+                        v,
+                    }],
+                    Ok(other) => {
+                        out.errors.push(RuleEvalError::ResultType {
+                            index,
+                            name,
+                            got: other.type_name(),
+                        });
+                        break 'rule;
+                    }
+                    Err(source) => {
+                        out.errors.push(RuleEvalError::Query {
+                            index,
+                            name,
+                            source,
+                        });
+                        break 'rule;
+                    }
+                };
+                let produced = match rule {
+                    Rule::Recording(r) => recording(r, index, self.limit, vector, t),
+                    Rule::Alerting(a) => {
+                        let mut state = lock(state);
+                        let alerts = state.rules.entry(rule_key(index, &a.alert)).or_default();
+                        alerting(a, index, self.limit, alerts, vector, t_ms, t)
+                    }
+                };
+                match produced {
+                    Ok(samples) => {
+                        overlay.add(&samples);
+                        out.samples.extend(samples);
+                    }
+                    Err(e) => out.errors.push(e),
                 }
-                Err(source) => {
-                    out.errors.push(RuleEvalError::Query {
-                        index,
-                        name,
-                        source,
-                    });
-                    continue;
-                }
-            };
-            let produced = match rule {
-                Rule::Recording(r) => recording(r, index, self.limit, vector, t),
-                Rule::Alerting(a) => {
-                    let mut state = lock(state);
-                    let alerts = state.rules.entry(rule_key(index, &a.alert)).or_default();
-                    alerting(a, index, self.limit, alerts, vector, t_ms, t)
-                }
-            };
-            match produced {
-                Ok(samples) => {
-                    overlay.add(&samples);
-                    out.samples.extend(samples);
-                }
-                Err(e) => out.errors.push(e),
             }
+            out.durations.push(started.elapsed());
         }
         out
     }

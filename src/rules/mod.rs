@@ -14,7 +14,8 @@
 //!   series ids kept between rounds, the non-blocking append) and
 //!   `persist` (the alert state file) are its parts.
 //!
-//! Invariants: outside `scheduler`, nothing here reads the clock, opens
+//! Invariants: outside `scheduler`, nothing here reads the wall clock (rule
+//! durations are measured on the monotonic one), opens
 //! files other than the rule file asked for, or writes samples: evaluation
 //! returns samples and the scheduler appends them. The default pack
 //! ([`DEFAULT_RULES`]) must pass the same validation as user files (a

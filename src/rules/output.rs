@@ -191,7 +191,7 @@ mod tests {
         let mut round = |samples: Vec<Sample>, failed: bool, t: i64| {
             let mut out = GroupOutput {
                 samples,
-                errors: Vec::new(),
+                ..GroupOutput::default()
             };
             if failed {
                 out.errors.push(RuleEvalError::ResultType {

@@ -109,6 +109,9 @@ pub struct RuleStatus {
     pub health: RuleHealth,
     /// The last round's error, if it failed.
     pub last_error: Option<String>,
+    /// How long its query and alert update took in the last round (the
+    /// group's batched read and append are the group's, not the rule's).
+    pub eval_duration: Duration,
 }
 
 /// A group's alert state and the outcome of its last round.
@@ -118,8 +121,9 @@ pub struct GroupStatus {
     pub state: GroupState,
     /// Time (ms) of the last round.
     pub last_eval_ms: Option<i64>,
-    /// How long the last round took (queries and append). Rules of a group
-    /// are evaluated as one unit, so this is also what each rule reports.
+    /// How long the last round took: the batched read, every rule's query
+    /// and alert update, and the append (each rule's own share is in
+    /// [`RuleStatus::eval_duration`]).
     pub eval_duration: Duration,
     /// Rule evaluations that failed since start (a round adds one per
     /// failing rule), exported as `tidemark_rule_evaluation_failures_total`.
@@ -298,13 +302,13 @@ impl RuleManager {
         let reads = g.group.reads(t_ms, &self.opts);
         let src = Prefetched::shared(&src, &reads, self.max_series, t_ms, &self.shared);
         let mut out = g.group.eval_shared(&g.state, &src, t_ms, &self.opts);
-        let mut rules = vec![
-            RuleStatus {
+        let mut rules: Vec<RuleStatus> = (0..g.group.rules.len())
+            .map(|i| RuleStatus {
                 health: RuleHealth::Ok,
                 last_error: None,
-            };
-            g.group.rules.len()
-        ];
+                eval_duration: out.durations.get(i).copied().unwrap_or_default(),
+            })
+            .collect();
         for e in &out.errors {
             let r = &mut rules[e.index()];
             if r.health == RuleHealth::Err {

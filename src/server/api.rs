@@ -512,8 +512,9 @@ fn active_alerts(state: &crate::rules::GroupState) -> impl Iterator<Item = &crat
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
 /// `GET /api/v1/rules`: every group with its rules, their health, last
-/// error and active alerts (Prometheus's format). Rules of a group are
-/// evaluated as one unit, so a rule's `evaluationTime` is its group's.
+/// error and active alerts (Prometheus's format). A rule's
+/// `evaluationTime` is its own query and alert update; the group's also
+/// counts the batched read of its selections and the append.
 pub(super) async fn rules(State(st): State<Arc<AppState>>) -> Response {
     use crate::rules::{AlertState, Rule};
     let mut groups = Vec::new();
@@ -568,7 +569,10 @@ pub(super) async fn rules(State(st): State<Arc<AppState>>) -> Response {
             obj.insert("health".into(), json!(rs.health.as_str()));
             obj.insert("lastError".into(), json!(rs.last_error.unwrap_or_default()));
             obj.insert("lastEvaluation".into(), json!(last_eval));
-            obj.insert("evaluationTime".into(), json!(eval_time));
+            obj.insert(
+                "evaluationTime".into(),
+                json!(rs.eval_duration.as_secs_f64()),
+            );
             rules.push(r);
         }
         groups.push(json!({
