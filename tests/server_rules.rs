@@ -185,3 +185,147 @@ fn an_invalid_rule_file_stops_the_server_from_starting() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("bad.yml"), "{err}");
 }
+
+/// `POST /-/reload` reads the rule files again: a new rule is evaluated, a
+/// kept alert keeps its `activeAt`, and a broken file changes nothing.
+#[test]
+fn reload_picks_up_edited_rule_files_and_refuses_broken_ones() {
+    let rules_dir = tempfile::tempdir().unwrap();
+    let file = rules_dir.path().join("test.yml");
+    std::fs::write(&file, RULES).unwrap();
+    let s = Server::start(|cfg| {
+        cfg.rules.files = vec![file.clone()];
+        cfg.rules.evaluation_interval = Duration::from_secs(1);
+        cfg.rules.default_pack = false;
+    });
+    let t = now_ms();
+    let body = format!("some,job=a metric=10 {t}\n");
+    let r = post(s.addr(), "/write?precision=ms", &[], body.as_bytes());
+    assert_eq!(r.status, 204, "{}", r.text());
+    let firing = |s: &Server| {
+        let d = data(s, "/api/v1/alerts");
+        d["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "SomeMetricHigh" && a["state"] == "firing")
+            .cloned()
+    };
+    let before = eventually("the alert to fire", || firing(&s));
+    let rule_names = |s: &Server| -> Vec<String> {
+        let d = data(s, "/api/v1/rules");
+        d["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(rule_names(&s), ["some_metric:doubled", "SomeMetricHigh"]);
+
+    // A third rule appended to the group, then reloaded.
+    let edited =
+        format!("{RULES}      - record: some_metric:tripled\n        expr: some_metric * 3\n");
+    std::fs::write(&file, edited).unwrap();
+    let r = post(s.addr(), "/-/reload", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["groups"], 1, "{}", r.text());
+    assert_eq!(
+        rule_names(&s),
+        [
+            "some_metric:doubled",
+            "SomeMetricHigh",
+            "some_metric:tripled"
+        ]
+    );
+    let tripled = eventually("the new rule's output", || {
+        let d = data(&s, "/api/v1/query?query=some_metric:tripled");
+        d["result"].as_array().unwrap().first().cloned()
+    });
+    assert_eq!(tripled["value"][1], "30");
+    let after = firing(&s).expect("still firing after the reload");
+    assert_eq!(after["activeAt"], before["activeAt"], "`for` was not reset");
+
+    // A broken file: 422 naming the file, and the running rules stay.
+    std::fs::write(
+        &file,
+        "groups:\n  - name: test\n    rules:\n      - record: x\n        expr: sum(\n",
+    )
+    .unwrap();
+    let r = post(s.addr(), "/-/reload", &[], b"");
+    assert_eq!(r.status, 422, "{}", r.text());
+    let err = r.json()["error"].as_str().unwrap().to_string();
+    assert!(err.contains("test.yml"), "{err}");
+    assert_eq!(
+        rule_names(&s),
+        [
+            "some_metric:doubled",
+            "SomeMetricHigh",
+            "some_metric:tripled"
+        ]
+    );
+    assert!(firing(&s).is_some());
+}
+
+/// `tidemark serve` as a process reloads its rule files on SIGHUP, as
+/// Prometheus does.
+#[test]
+fn serve_binary_reloads_rule_files_on_sighup() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let config = dir.path().join("tidemark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndata_dir = {:?}\n[server]\nlisten = \"127.0.0.1:0\"\n[rules]\nfiles = [{:?}]\ndefault_pack = false\n",
+            dir.path().join("data"),
+            rules
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr: std::net::SocketAddr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited before listening"
+        );
+        if let Some(a) = line.trim().strip_prefix("tidemark listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    // Keep reading stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    let groups = |addr| -> Vec<String> {
+        let r = get(addr, "/api/v1/rules");
+        r.json()["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(groups(addr), ["test"]);
+    std::fs::write(&rules, RULES.replace("name: test", "name: renamed")).unwrap();
+    let pid = child.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    eventually("the renamed group", || {
+        (groups(addr) == ["renamed"]).then_some(())
+    });
+    let _ = std::process::Command::new("kill").arg(&pid).status();
+    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+}

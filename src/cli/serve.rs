@@ -94,7 +94,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 running.state.cfg.monitor.demo_seed, running.addr
             );
         }
-        shutdown_signal().await;
+        let rules = running.state.rules.clone();
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = reload_on_sighup(rules) => {}
+        }
         tracing::info!("shutting down: draining requests");
         running.shutdown().await.context("serving HTTP")
     })?;
@@ -105,6 +109,25 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("database still referenced at shutdown; it flushes on drop"),
     }
     Ok(())
+}
+
+/// Reloads the rule files on every SIGHUP (as Prometheus does); never
+/// returns unless the signal cannot be installed.
+async fn reload_on_sighup(rules: Arc<crate::rules::RuleManager>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return std::future::pending().await;
+    };
+    while hup.recv().await.is_some() {
+        let rules = rules.clone();
+        match tokio::task::spawn_blocking(move || rules.reload()).await {
+            Ok(Ok(groups)) => tracing::info!(groups, "SIGHUP: rule files reloaded"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "SIGHUP: rule files not reloaded; the running rules stay")
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+        }
+    }
+    std::future::pending().await
 }
 
 async fn shutdown_signal() {

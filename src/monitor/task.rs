@@ -101,7 +101,7 @@ fn classify(e: &MonitorError) -> WriteFailure {
 /// `(file/group/rule, error)` of every rule whose last evaluation failed.
 fn failing_rules(st: &AppState) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for g in st.rules.groups() {
+    for g in st.rules.groups().iter() {
         let status = g.status();
         for (rule, s) in g.group.rules.iter().zip(&status.rules) {
             if s.health == crate::rules::scheduler::RuleHealth::Err {

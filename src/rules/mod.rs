@@ -10,7 +10,7 @@
 //! - [`unittest`]: `tidemark rules test` (promtool's rule test files).
 //! - [`scheduler`]: [`RuleManager`] (evaluate a group at a given time,
 //!   append its output, persist alert state) and [`Scheduler`] (one tokio
-//!   task per group), run by `tidemark serve`; `output` (stale markers,
+//!   task per group, in `tasks`), run by `tidemark serve`; `output` (stale markers,
 //!   series ids kept between rounds, the non-blocking append) and
 //!   `persist` (the alert state file) are its parts.
 //!
@@ -26,6 +26,7 @@ pub mod file;
 mod output;
 mod persist;
 pub mod scheduler;
+mod tasks;
 pub mod template;
 pub mod thresholds;
 pub mod unittest;
@@ -38,7 +39,8 @@ pub use file::{
     AlertingRule, DEFAULT_INTERVAL, RecordingRule, Rule, RuleError, RuleErrorKind, RuleErrors,
     RuleGroup, RuleRef, load_rule_file, parse_rule_file,
 };
-pub use scheduler::{RuleManager, RulesError, Scheduler};
+pub use scheduler::{RuleManager, RulesError};
+pub use tasks::Scheduler;
 pub use template::{Template, TemplateError};
 
 /// The default rule pack's YAML (`src/rules/default.yml`).

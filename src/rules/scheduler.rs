@@ -2,17 +2,17 @@
 //! groups (rule files + the default pack), evaluates one group at a time
 //! over the database at a caller-given time, appends the output, keeps
 //! each group's status for `/api/v1/rules` and `/api/v1/alerts`, and
-//! persists alert state; [`Scheduler`] drives it with one tokio task per
-//! group ticking at the group's interval.
+//! persists alert state, and reloads its rule files on demand;
+//! `tasks::Scheduler` drives it with one tokio task per group ticking at
+//! the group's interval.
 //!
 //! Invariants:
 //! - [`RuleManager::eval_group`] takes the evaluation time as an argument;
-//!   only the [`Scheduler`] reads the wall clock, so tests drive rounds at
-//!   chosen times.
-//! - Evaluation and appends run on tokio's blocking pool, never on an
-//!   async worker; [`Scheduler::stop`] waits for a running round, so no
-//!   rule touches the database after it returns (the caller closes the
-//!   database afterwards).
+//!   only the scheduler's tasks read the wall clock, so tests drive rounds
+//!   at chosen times.
+//! - [`RuleManager::reload`] replaces the group list as a whole (readers
+//!   and running rounds keep the snapshot they hold); a reload that fails
+//!   validation changes nothing.
 //! - A round reads its group's selections in one batch
 //!   ([`Prefetched`], labels converted through a [`LabelCache`] kept
 //!   across rounds), so every rule of the round sees the same snapshot.
@@ -28,13 +28,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use tidemark_query::EvalOptions;
 use tidemark_storage::Db;
 
-use crate::config::Config;
+use crate::config::{Config, RulesConfig};
 use crate::rules::{DEFAULT_RULES_NAME, GroupState, RuleErrors, RuleGroup};
 use crate::source::{DbSource, LabelCache, Prefetched, SharedReads};
 
@@ -77,6 +77,9 @@ pub enum RulesError {
     /// Appending the output samples failed.
     #[error("appending rule output: {0}")]
     Append(#[from] tidemark_storage::AppendError),
+    /// The manager was built from groups in memory, not from rule files.
+    #[error("these rules were not loaded from rule files and cannot be reloaded")]
+    NotReloadable,
 }
 
 /// Whether a rule's last evaluation worked.
@@ -150,6 +153,20 @@ pub struct ManagedGroup {
 }
 
 impl ManagedGroup {
+    fn new(file: String, group: RuleGroup, default_interval: Duration, state: GroupState) -> Self {
+        ManagedGroup {
+            interval: group.interval_or(default_interval),
+            status: Mutex::new(GroupStatus {
+                rules: vec![RuleStatus::default(); group.rules.len()],
+                ..GroupStatus::default()
+            }),
+            state: Mutex::new(state),
+            output: Mutex::new(OutputWriter::default()),
+            file,
+            group,
+        }
+    }
+
     /// A copy of the group's status.
     pub fn status(&self) -> GroupStatus {
         let mut st = lock(&self.status).clone();
@@ -165,7 +182,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Every loaded group, the database they read and write, and the state file.
 pub struct RuleManager {
     db: Arc<Db>,
-    groups: Vec<ManagedGroup>,
+    /// The loaded groups; [`RuleManager::reload`] swaps the whole list.
+    groups: RwLock<Arc<Vec<ManagedGroup>>>,
+    /// Where the groups came from, for [`RuleManager::reload`] (`None`
+    /// for a manager built from groups in memory).
+    source: Option<RulesConfig>,
+    /// Bumped by every reload; [`Scheduler`] restarts its tasks on it.
+    generation: tokio::sync::watch::Sender<u64>,
     state_path: PathBuf,
     opts: EvalOptions,
     max_series: usize,
@@ -187,22 +210,7 @@ impl RuleManager {
     /// # Errors
     /// An invalid or unreadable rule file, or a file listed twice.
     pub fn from_config(db: Arc<Db>, cfg: &Config) -> Result<Self, RulesError> {
-        let mut groups = Vec::new();
-        let mut seen = HashSet::new();
-        for path in &cfg.rules.files {
-            let name = path.display().to_string();
-            if !seen.insert(name.clone()) {
-                return Err(RulesError::DuplicateFile(name));
-            }
-            for g in crate::rules::load_rule_file(path)? {
-                groups.push((name.clone(), g));
-            }
-        }
-        if cfg.rules.default_pack {
-            for g in crate::rules::thresholds::default_groups_with(&cfg.rules.thresholds)? {
-                groups.push((DEFAULT_RULES_NAME.to_string(), g));
-            }
-        }
+        let groups = load_groups(&cfg.rules)?;
         let l = &cfg.limits;
         let opts = EvalOptions {
             max_samples: l.query_max_samples,
@@ -210,13 +218,65 @@ impl RuleManager {
             max_series: l.query_max_series,
             ..EvalOptions::default()
         };
-        Ok(Self::new(
+        let mut m = Self::new(
             db,
             groups,
             cfg.rules.evaluation_interval,
             &cfg.storage.data_dir,
             opts,
-        ))
+        );
+        m.source = Some(cfg.rules.clone());
+        Ok(m)
+    }
+
+    /// Reads the rule files again (and the default pack) and replaces the
+    /// groups, as Prometheus does on `POST /-/reload` or SIGHUP. A group
+    /// with the same file and name keeps its alerts (so `for` is not
+    /// reset), its series for stale markers and its status; a group that
+    /// is gone stops being evaluated. Returns the number of groups.
+    ///
+    /// # Errors
+    /// An invalid or unreadable rule file: nothing changes, the loaded
+    /// groups keep running.
+    pub fn reload(&self) -> Result<usize, RulesError> {
+        let Some(source) = &self.source else {
+            return Err(RulesError::NotReloadable);
+        };
+        let loaded = load_groups(source)?;
+        let old = self.groups();
+        let groups: Vec<ManagedGroup> = loaded
+            .into_iter()
+            .map(|(file, group)| {
+                let g = ManagedGroup::new(
+                    file,
+                    group,
+                    source.evaluation_interval,
+                    GroupState::default(),
+                );
+                if let Some(prev) = old
+                    .iter()
+                    .find(|o| o.file == g.file && o.group.name == g.group.name)
+                {
+                    *lock(&g.state) = lock(&prev.state).clone();
+                    *lock(&g.output) = std::mem::take(&mut *lock(&prev.output));
+                    let mut st = lock(&prev.status).clone();
+                    st.rules.resize(g.group.rules.len(), RuleStatus::default());
+                    *lock(&g.status) = st;
+                }
+                g
+            })
+            .collect();
+        let n = groups.len();
+        *self.groups.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(groups);
+        self.generation.send_modify(|g| *g += 1);
+        self.save_state()?;
+        tracing::info!(groups = n, "rule files reloaded");
+        Ok(n)
+    }
+
+    /// Changes whenever [`RuleManager::reload`] replaced the groups.
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// A manager over `groups` (rule file name, group), restoring alert
@@ -242,23 +302,15 @@ impl RuleManager {
                 let state = saved
                     .remove(&(file.clone(), group.name.clone()))
                     .unwrap_or_default();
-                ManagedGroup {
-                    interval: group.interval_or(default_interval),
-                    status: Mutex::new(GroupStatus {
-                        rules: vec![RuleStatus::default(); group.rules.len()],
-                        ..GroupStatus::default()
-                    }),
-                    state: Mutex::new(state),
-                    output: Mutex::new(OutputWriter::default()),
-                    file,
-                    group,
-                }
+                ManagedGroup::new(file, group, default_interval, state)
             })
             .collect();
         let max_series = opts.max_series;
         Self {
             db,
-            groups,
+            groups: RwLock::new(Arc::new(groups)),
+            source: None,
+            generation: tokio::sync::watch::Sender::new(0),
             state_path,
             opts,
             max_series,
@@ -281,9 +333,13 @@ impl RuleManager {
         let _ = self.sink.set(sink);
     }
 
-    /// The loaded groups, in load order.
-    pub fn groups(&self) -> &[ManagedGroup] {
-        &self.groups
+    /// The loaded groups, in load order (a snapshot: a reload replaces
+    /// the list, not the groups in it).
+    pub fn groups(&self) -> Arc<Vec<ManagedGroup>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Where alert state is persisted.
@@ -295,7 +351,12 @@ impl RuleManager {
     /// outcome and saves the state when an alert changed. Blocking: call
     /// it on the blocking pool.
     pub fn eval_group(&self, index: usize, t_ms: i64) {
-        let g = &self.groups[index];
+        self.eval(&self.groups()[index], t_ms);
+    }
+
+    /// [`RuleManager::eval_group`] for a group of any snapshot (the
+    /// scheduler's tasks hold the list they were started with).
+    pub fn eval(&self, g: &ManagedGroup, t_ms: i64) {
         let started = Instant::now();
         let before = persist::persisted_shape(&lock(&g.state));
         let src = DbSource::new(&self.db, self.max_series).with_label_cache(&self.labels);
@@ -367,7 +428,7 @@ impl RuleManager {
     pub fn save_state(&self) -> Result<(), RulesError> {
         let _guard = lock(&self.save_lock);
         let groups = self
-            .groups
+            .groups()
             .iter()
             .map(|g| SavedGroup {
                 file: g.file.clone(),
@@ -377,6 +438,28 @@ impl RuleManager {
             .collect();
         persist::save(&self.state_path, groups)
     }
+}
+
+/// The groups of `cfg.files` (in order) and of the default pack when
+/// enabled, each with its file's name.
+fn load_groups(cfg: &RulesConfig) -> Result<Vec<(String, RuleGroup)>, RulesError> {
+    let mut groups = Vec::new();
+    let mut seen = HashSet::new();
+    for path in &cfg.files {
+        let name = path.display().to_string();
+        if !seen.insert(name.clone()) {
+            return Err(RulesError::DuplicateFile(name));
+        }
+        for g in crate::rules::load_rule_file(path)? {
+            groups.push((name.clone(), g));
+        }
+    }
+    if cfg.default_pack {
+        for g in crate::rules::thresholds::default_groups_with(&cfg.thresholds)? {
+            groups.push((DEFAULT_RULES_NAME.to_string(), g));
+        }
+    }
+    Ok(groups)
 }
 
 /// A group's alerts with their rule's expression text.
@@ -397,100 +480,11 @@ fn group_alerts(g: &ManagedGroup) -> Vec<(crate::rules::Alert, String)> {
     out
 }
 
-/// One tokio task per group, evaluating it at its interval until stopped.
-pub struct Scheduler {
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Scheduler {
-    /// Starts the tasks on the current tokio runtime. Each group is
-    /// evaluated right away, then every `interval`.
-    pub fn start(manager: Arc<RuleManager>) -> Scheduler {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let tasks = (0..manager.groups().len())
-            .filter(|&i| !manager.groups()[i].group.rules.is_empty())
-            .map(|i| tokio::spawn(run_group(manager.clone(), i, stopped.clone())))
-            .collect();
-        Scheduler { stop, tasks }
-    }
-
-    /// Stops every task, waiting for rounds in progress to finish.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            if let Err(e) = t.await {
-                tracing::warn!(error = %e, "rule group task failed");
-            }
-        }
-    }
-}
-
-async fn run_group(
-    manager: Arc<RuleManager>,
-    index: usize,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) {
-    let interval = manager.groups()[index].interval;
-    let interval_ms = (interval.as_millis() as i64).max(1);
-    // The first round runs at once; later ones at multiples of the
-    // interval, evaluated at exactly that time, so groups with the same
-    // interval share one evaluation time (and their reads, see
-    // `SharedReads`).
-    let now = crate::server::now_ms();
-    let to_boundary = interval_ms - now.rem_euclid(interval_ms);
-    let first = tokio::time::Instant::now() + Duration::from_millis(to_boundary as u64);
-    let mut ticker = tokio::time::interval_at(first, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut first_round = true;
-    loop {
-        if !first_round {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stopped.changed() => return,
-            }
-        }
-        if *stopped.borrow() {
-            return;
-        }
-        let m = manager.clone();
-        let t = eval_time(crate::server::now_ms(), interval_ms, first_round);
-        first_round = false;
-        if let Err(e) = tokio::task::spawn_blocking(move || m.eval_group(index, t)).await {
-            tracing::warn!(error = %e, "rule evaluation task failed");
-        }
-    }
-}
-
-/// The evaluation time of a round started at `now_ms`: the first round
-/// runs at `now_ms`; a later round was started by a tick at a multiple of
-/// the interval and is evaluated at that multiple (when the tick came
-/// late by more than a second, at `now_ms`).
-fn eval_time(now_ms: i64, interval_ms: i64, first_round: bool) -> i64 {
-    let late = now_ms.rem_euclid(interval_ms);
-    if first_round || late > 1000 {
-        now_ms
-    } else {
-        now_ms - late
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rules::{AlertState, parse_rule_file};
 
-    #[test]
-    fn rounds_after_the_first_are_evaluated_at_interval_multiples() {
-        assert_eq!(eval_time(60_123, 15_000, true), 60_123);
-        assert_eq!(eval_time(60_123, 15_000, false), 60_000);
-        assert_eq!(eval_time(60_000, 15_000, false), 60_000);
-        assert_eq!(
-            eval_time(62_500, 15_000, false),
-            62_500,
-            "too late to round"
-        );
-    }
     use tidemark_storage::{Matcher, Options, WriteBatch};
 
     const RULES: &str = r#"

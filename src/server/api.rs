@@ -518,7 +518,7 @@ const NEVER: &str = "0001-01-01T00:00:00Z";
 pub(super) async fn rules(State(st): State<Arc<AppState>>) -> Response {
     use crate::rules::{AlertState, Rule};
     let mut groups = Vec::new();
-    for g in st.rules.groups() {
+    for g in st.rules.groups().iter() {
         let status = g.status();
         let last_eval = status
             .last_eval_ms
@@ -591,7 +591,7 @@ pub(super) async fn rules(State(st): State<Arc<AppState>>) -> Response {
 /// `GET /api/v1/alerts`: every pending and firing alert.
 pub(super) async fn alerts(State(st): State<Arc<AppState>>) -> Response {
     let mut out = Vec::new();
-    for g in st.rules.groups() {
+    for g in st.rules.groups().iter() {
         let status = g.status();
         out.extend(active_alerts(&status.state).map(alert_json));
     }

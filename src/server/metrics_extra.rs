@@ -135,7 +135,7 @@ pub(super) fn storage_families(stats: &DbStats, tiers: &[TierSize]) -> Vec<Metri
 /// The rule group and notifier families.
 pub(super) fn rule_and_notify_families(st: &AppState) -> Vec<MetricFamily> {
     let (mut dur, mut ts, mut fails) = (Vec::new(), Vec::new(), Vec::new());
-    for g in st.rules.groups() {
+    for g in st.rules.groups().iter() {
         let s = g.status();
         let l = || labels(&[("file", &g.file), ("group", &g.group.name)]);
         dur.push(gauge(l(), s.eval_duration.as_secs_f64()));

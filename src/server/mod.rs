@@ -155,6 +155,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         ));
     let admin = Router::new()
         .route("/api/v1/admin/flush", post(admin_flush))
+        .route("/-/reload", post(reload_rules))
         .route("/api/v1/admin/compact", post(admin_compact))
         .merge(alerting::admin_routes())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -186,6 +187,27 @@ async fn admin_flush(
 ) -> Result<axum::http::StatusCode, error::ApiError> {
     blocking(move || Ok(st.db.flush()?)).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// `POST /-/reload` (Prometheus's lifecycle endpoint): reads the rule
+/// files again. A file that does not validate leaves the running rules as
+/// they were and answers 422 with the error (file, group, rule, position).
+async fn reload_rules(
+    State(st): State<Arc<AppState>>,
+) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
+    let groups = blocking(move || {
+        st.rules.reload().map_err(|e| {
+            error::ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_data",
+                format!("rule files not reloaded: {e}"),
+            )
+        })
+    })
+    .await?;
+    Ok(axum::Json(
+        serde_json::json!({"status": "success", "data": {"groups": groups}}),
+    ))
 }
 
 /// `POST /api/v1/admin/compact`: flushes, then folds every partition into
