@@ -266,6 +266,21 @@ fn reload_picks_up_edited_rule_files_and_refuses_broken_ones() {
         ]
     );
     assert!(firing(&s).is_some());
+
+    // A group that is gone stops; its alert resolves in the notifier.
+    std::fs::write(&file, RULES.replace("name: test", "name: other")).unwrap();
+    let r = post(s.addr(), "/-/reload", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let resolved = eventually("the removed group's alert to resolve", || {
+        let d = data(&s, "/api/v1/alerts/history?alertname=SomeMetricHigh");
+        d["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "state" && e["from"] == "firing" && e["to"] == "inactive")
+            .cloned()
+    });
+    assert_eq!(resolved["labels"]["job"], "a", "{resolved}");
 }
 
 /// `tidemark serve` as a process reloads its rule files on SIGHUP, as

@@ -119,7 +119,8 @@ async fn reload_on_sighup(rules: Arc<crate::rules::RuleManager>) {
     };
     while hup.recv().await.is_some() {
         let rules = rules.clone();
-        match tokio::task::spawn_blocking(move || rules.reload()).await {
+        let now = crate::server::now_ms();
+        match tokio::task::spawn_blocking(move || rules.reload(now)).await {
             Ok(Ok(groups)) => tracing::info!(groups, "SIGHUP: rule files reloaded"),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "SIGHUP: rule files not reloaded; the running rules stay")

@@ -233,12 +233,14 @@ impl RuleManager {
     /// groups, as Prometheus does on `POST /-/reload` or SIGHUP. A group
     /// with the same file and name keeps its alerts (so `for` is not
     /// reset), its series for stale markers and its status; a group that
-    /// is gone stops being evaluated. Returns the number of groups.
+    /// is gone stops being evaluated and its alerts are handed to the
+    /// notifier as gone at `now_ms` (so they resolve). Returns the number
+    /// of groups.
     ///
     /// # Errors
     /// An invalid or unreadable rule file: nothing changes, the loaded
     /// groups keep running.
-    pub fn reload(&self) -> Result<usize, RulesError> {
+    pub fn reload(&self, now_ms: i64) -> Result<usize, RulesError> {
         let Some(source) = &self.source else {
             return Err(RulesError::NotReloadable);
         };
@@ -267,8 +269,22 @@ impl RuleManager {
             })
             .collect();
         let n = groups.len();
+        let gone: Vec<String> = old
+            .iter()
+            .filter(|o| {
+                !groups
+                    .iter()
+                    .any(|g| g.file == o.file && g.group.name == o.group.name)
+            })
+            .map(|o| format!("{}/{}", o.file, o.group.name))
+            .collect();
         *self.groups.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(groups);
         self.generation.send_modify(|g| *g += 1);
+        if let Some(sink) = self.sink.get() {
+            for source in gone {
+                sink.alerts(&source, &[], now_ms);
+            }
+        }
         self.save_state()?;
         tracing::info!(groups = n, "rule files reloaded");
         Ok(n)

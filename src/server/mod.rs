@@ -196,7 +196,7 @@ async fn reload_rules(
     State(st): State<Arc<AppState>>,
 ) -> Result<axum::Json<serde_json::Value>, error::ApiError> {
     let groups = blocking(move || {
-        st.rules.reload().map_err(|e| {
+        st.rules.reload(now_ms()).map_err(|e| {
             error::ApiError::new(
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "bad_data",
