@@ -197,6 +197,7 @@ pub struct RuleManager {
     /// Selections read once for all groups evaluated at the same time.
     shared: SharedReads,
     save_lock: Mutex<()>,
+    reload_lock: Mutex<()>,
     /// Rule output is forwarded like ingested samples (`crate::forward`).
     feed: crate::forward::Feed,
     /// Where each round's alerts go (the notifier), once set.
@@ -233,9 +234,9 @@ impl RuleManager {
     /// groups, as Prometheus does on `POST /-/reload` or SIGHUP. A group
     /// with the same file and name keeps its alerts (so `for` is not
     /// reset), its series for stale markers and its status; a group that
-    /// is gone stops being evaluated and its alerts are handed to the
-    /// notifier as gone at `now_ms` (so they resolve). Returns the number
-    /// of groups.
+    /// is gone stops being evaluated, its series get stale markers at
+    /// `now_ms` and its alerts are handed to the notifier as gone (so they
+    /// resolve). Returns the number of groups.
     ///
     /// # Errors
     /// An invalid or unreadable rule file: nothing changes, the loaded
@@ -244,6 +245,8 @@ impl RuleManager {
         let Some(source) = &self.source else {
             return Err(RulesError::NotReloadable);
         };
+        // One reload at a time (an HTTP request and a SIGHUP may race).
+        let _reloading = lock(&self.reload_lock);
         let loaded = load_groups(source)?;
         let old = self.groups();
         let groups: Vec<ManagedGroup> = loaded
@@ -269,20 +272,29 @@ impl RuleManager {
             })
             .collect();
         let n = groups.len();
-        let gone: Vec<String> = old
+        let gone: Vec<&ManagedGroup> = old
             .iter()
             .filter(|o| {
                 !groups
                     .iter()
                     .any(|g| g.file == o.file && g.group.name == o.group.name)
             })
-            .map(|o| format!("{}/{}", o.file, o.group.name))
             .collect();
         *self.groups.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(groups);
         self.generation.send_modify(|g| *g += 1);
-        if let Some(sink) = self.sink.get() {
-            for source in gone {
-                sink.alerts(&source, &[], now_ms);
+        for g in gone {
+            // Its series end now (stale markers, as Prometheus writes for a
+            // removed group) and its alerts resolve.
+            let t = now_ms - g.group.query_offset.as_millis() as i64;
+            let mut output = lock(&g.output);
+            let ended = output
+                .collect_previous()
+                .and_then(|()| output.write(&self.db, &self.feed, &mut Default::default(), t));
+            if let Err(e) = ended {
+                tracing::warn!(file = %g.file, group = %g.group.name, error = %e, "ending a removed group's series failed");
+            }
+            if let Some(sink) = self.sink.get() {
+                sink.alerts(&format!("{}/{}", g.file, g.group.name), &[], now_ms);
             }
         }
         self.save_state()?;
@@ -333,6 +345,7 @@ impl RuleManager {
             labels: LabelCache::default(),
             shared: SharedReads::default(),
             save_lock: Mutex::new(()),
+            reload_lock: Mutex::new(()),
             feed: crate::forward::Feed::default(),
             sink: std::sync::OnceLock::new(),
         }
@@ -497,208 +510,5 @@ fn group_alerts(g: &ManagedGroup) -> Vec<(crate::rules::Alert, String)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rules::{AlertState, parse_rule_file};
-
-    use tidemark_storage::{Matcher, Options, WriteBatch};
-
-    const RULES: &str = r#"
-groups:
-  - name: g
-    rules:
-      - record: doubled
-        expr: some_metric * 2
-      - alert: High
-        expr: some_metric > 5
-        for: 3m
-        labels:
-          severity: page
-"#;
-
-    fn put(db: &Db, t: i64, v: f64) {
-        let ids = db
-            .resolve_many(&[tidemark_storage::Labels::metric(
-                "some_metric",
-                [("job", "a")],
-            )])
-            .unwrap();
-        let mut b = WriteBatch::new();
-        b.push(ids[0], t, v);
-        assert_eq!(db.append(&b).unwrap().accepted, 1);
-    }
-
-    fn manager(db: &Arc<Db>, dir: &Path) -> RuleManager {
-        let groups = parse_rule_file("r.yml", RULES).unwrap();
-        RuleManager::new(
-            db.clone(),
-            groups
-                .into_iter()
-                .map(|g| ("r.yml".to_string(), g))
-                .collect(),
-            Duration::from_secs(60),
-            dir,
-            EvalOptions::default(),
-        )
-    }
-
-    fn the_alert(m: &RuleManager) -> crate::rules::Alert {
-        let st = m.groups()[0].status();
-        let alerts: Vec<_> = st.state.alerts().cloned().collect();
-        assert_eq!(alerts.len(), 1, "{alerts:?}");
-        alerts[0].clone()
-    }
-
-    #[test]
-    fn state_survives_a_restart_and_keeps_active_at() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        let t0 = crate::server::now_ms() / 1000 * 1000 - 10 * 60_000;
-        for i in 0..10 {
-            put(&db, t0 + i * 60_000, 10.0);
-        }
-        let m = manager(&db, dir.path());
-        m.eval_group(0, t0);
-        m.eval_group(0, t0 + 60_000);
-        let before = the_alert(&m);
-        assert_eq!(before.state, AlertState::Pending);
-        assert_eq!(before.active_at_ms, t0);
-        let st = m.groups()[0].status();
-        assert!(
-            st.rules.iter().all(|r| r.health == RuleHealth::Ok),
-            "{st:?}"
-        );
-        let saved = st.state.clone();
-        drop(m);
-
-        // Save/load round trip: the new manager starts from the saved state.
-        let m = manager(&db, dir.path());
-        assert_eq!(m.groups()[0].status().state, saved);
-        // Three minutes after the first round it fires: `for` was not reset.
-        m.eval_group(0, t0 + 180_000);
-        let after = the_alert(&m);
-        assert_eq!(after.state, AlertState::Firing);
-        assert_eq!(after.active_at_ms, t0);
-        assert_eq!(after.fired_at_ms, Some(t0 + 180_000));
-
-        // The output went to the database: the recording rule and ALERTS.
-        let read = |name: &str| {
-            let ids = db.select(&[Matcher::equal("__name__", name)]);
-            assert!(!ids.is_empty(), "no {name} series");
-            let mut got: Vec<(i64, f64)> = db
-                .read(&ids, i64::MIN, i64::MAX)
-                .unwrap()
-                .into_iter()
-                .flat_map(|(_, s)| s.into_iter().map(|s| (s.ts, s.value)))
-                .collect();
-            got.sort_by_key(|p| p.0);
-            got
-        };
-        assert_eq!(
-            read("doubled"),
-            vec![(t0, 20.0), (t0 + 60_000, 20.0), (t0 + 180_000, 20.0)]
-        );
-        let firing = db.select(&[
-            Matcher::equal("__name__", "ALERTS"),
-            Matcher::equal("alertstate", "firing"),
-            Matcher::equal("severity", "page"),
-        ]);
-        assert_eq!(firing.len(), 1);
-        assert_eq!(
-            read("ALERTS_FOR_STATE").last(),
-            Some(&(t0 + 180_000, (t0 / 1000) as f64))
-        );
-    }
-
-    #[test]
-    fn vanished_series_get_stale_markers() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        let t0 = crate::server::now_ms() / 1000 * 1000 - 10 * 60_000;
-        put(&db, t0, 10.0);
-        let m = manager(&db, dir.path());
-        m.eval_group(0, t0);
-        assert_eq!(the_alert(&m).state, AlertState::Pending);
-        put(&db, t0 + 60_000, 1.0);
-        m.eval_group(0, t0 + 60_000);
-        assert_eq!(m.groups()[0].status().state.alerts().count(), 0);
-        // The ALERTS series ends with a stale marker at the second round.
-        let ids = db.select(&[Matcher::equal("__name__", "ALERTS")]);
-        assert_eq!(ids.len(), 1);
-        let got = db.read(&ids, i64::MIN, i64::MAX).unwrap();
-        let last = got[0].1.last().unwrap();
-        assert_eq!(last.ts, t0 + 60_000);
-        assert!(tidemark_query::is_stale_nan(last.value), "{}", last.value);
-        // So a query just after no longer sees the alert.
-        let src = DbSource::new(&db, 1000);
-        let q = |e: &str| {
-            let expr = tidemark_query::parse(e).unwrap();
-            match tidemark_query::eval_instant(&src, &expr, t0 + 90_000, &EvalOptions::default())
-                .unwrap()
-            {
-                tidemark_query::Value::Vector(v) => v.len(),
-                other => panic!("{other:?}"),
-            }
-        };
-        assert_eq!(q("ALERTS"), 0);
-        assert_eq!(q("doubled"), 1);
-    }
-
-    #[test]
-    fn a_failing_rule_is_reported_and_the_others_still_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        let t = crate::server::now_ms();
-        let labels = [
-            tidemark_storage::Labels::metric("m", [("k", "a")]),
-            tidemark_storage::Labels::metric("m", [("k", "b")]),
-        ];
-        let ids = db.resolve_many(&labels).unwrap();
-        let mut b = WriteBatch::new();
-        for id in ids {
-            b.push(id, t, 1.0);
-        }
-        db.append(&b).unwrap();
-        let rules = "groups:\n  - name: g\n    limit: 1\n    rules:\n      - record: too_many\n        expr: m\n      - record: one\n        expr: sum(m)\n";
-        let groups = parse_rule_file("r.yml", rules).unwrap();
-        let m = RuleManager::new(
-            db.clone(),
-            groups
-                .into_iter()
-                .map(|g| ("r.yml".to_string(), g))
-                .collect(),
-            Duration::from_secs(60),
-            dir.path(),
-            EvalOptions::default(),
-        );
-        assert_eq!(m.groups()[0].status().rules[0].health, RuleHealth::Unknown);
-        m.eval_group(0, t);
-        let st = m.groups()[0].status();
-        assert_eq!(st.last_eval_ms, Some(t));
-        assert_eq!(st.rules[0].health, RuleHealth::Err);
-        let err = st.rules[0].last_error.as_deref().unwrap();
-        assert!(err.contains("exceeded limit"), "{err}");
-        assert_eq!(st.rules[1].health, RuleHealth::Ok);
-        assert_eq!(st.failures_total, 1);
-        m.eval_group(0, t + 60_000);
-        assert_eq!(m.groups()[0].status().failures_total, 2);
-        assert_eq!(db.select(&[Matcher::equal("__name__", "one")]).len(), 1);
-        assert!(
-            db.select(&[Matcher::equal("__name__", "too_many")])
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn an_unreadable_state_file_is_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        std::fs::create_dir_all(dir.path().join("rules")).unwrap();
-        std::fs::write(dir.path().join("rules").join(STATE_FILE), b"{not json").unwrap();
-        let m = manager(&db, dir.path());
-        assert_eq!(m.groups()[0].status().state, GroupState::default());
-        m.eval_group(0, crate::server::now_ms());
-        // The next save replaces it with a valid file.
-        assert!(persist::load(m.state_path()).is_ok());
-    }
-}
+#[path = "scheduler_tests.rs"]
+mod tests;
