@@ -94,10 +94,30 @@ impl Alert {
 }
 
 /// The alerts of one alerting rule, keyed by their rendered label set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RuleAlerts {
     /// Rendered label set (`{a="b", ...}`) → alert.
     pub alerts: BTreeMap<String, Alert>,
+    /// The `ALERTS` and `ALERTS_FOR_STATE` label sets of each alert, for
+    /// the state they were built for: an alert's labels never change, so
+    /// a steady alert costs two reference counts per round, not two label
+    /// sets. Derived data: not persisted, not compared, rebuilt on a miss.
+    #[serde(skip)]
+    series: std::collections::HashMap<String, OutputLabels>,
+}
+
+/// See [`RuleAlerts::series`].
+#[derive(Debug, Clone)]
+struct OutputLabels {
+    state: AlertState,
+    alerts: Labels,
+    for_state: Labels,
+}
+
+impl PartialEq for RuleAlerts {
+    fn eq(&self, other: &Self) -> bool {
+        self.alerts == other.alerts
+    }
 }
 
 /// Everything a group needs to carry from one evaluation to the next.
@@ -423,7 +443,8 @@ fn alerting(
     let mut samples = Vec::new();
     let mut active = 0usize;
     let mut drop = Vec::new();
-    for (key, alert) in state.alerts.iter_mut() {
+    let RuleAlerts { alerts, series } = state;
+    for (key, alert) in alerts.iter_mut() {
         if !returned.contains(key) {
             let mut keep_firing = false;
             if alert.state == AlertState::Firing && keep_ms > 0 {
@@ -452,28 +473,42 @@ fn alerting(
             alert.state = AlertState::Firing;
             alert.fired_at_ms = Some(t);
         }
-        let base = alert.label_set();
-        let mut l = base.clone();
-        l.set(METRIC_NAME, "ALERTS".into());
-        l.set("alertstate", alert.state.as_str().into());
+        let out = match series.get(key) {
+            Some(o) if o.state == alert.state => o,
+            _ => {
+                let base = alert.label_set();
+                let mut alerts = base.clone();
+                alerts.set(METRIC_NAME, "ALERTS".into());
+                alerts.set("alertstate", alert.state.as_str().into());
+                let mut for_state = base;
+                for_state.set(METRIC_NAME, "ALERTS_FOR_STATE".into());
+                let built = OutputLabels {
+                    state: alert.state,
+                    alerts,
+                    for_state,
+                };
+                series.insert(key.clone(), built);
+                &series[key]
+            }
+        };
         samples.push(Sample {
-            labels: l,
+            labels: out.alerts.clone(),
             t: sample_t,
             v: 1.0,
         });
-        let mut l = base;
-        l.set(METRIC_NAME, "ALERTS_FOR_STATE".into());
         samples.push(Sample {
-            labels: l,
+            labels: out.for_state.clone(),
             t: sample_t,
             v: alert.active_at_ms.div_euclid(1000) as f64,
         });
     }
     for key in drop {
-        state.alerts.remove(&key);
+        alerts.remove(&key);
+        series.remove(&key);
     }
     if limit > 0 && active as u64 > limit {
-        state.alerts.clear();
+        alerts.clear();
+        series.clear();
         return Err(RuleEvalError::Limit {
             index,
             name: a.alert.clone(),
