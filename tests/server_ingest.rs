@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 
 use common::{Server, get, post};
 use tidemark::ingest::remote_write::{self, WriteRequest};
@@ -178,18 +178,8 @@ fn serve_binary_shuts_down_cleanly_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr: std::net::SocketAddr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "serve exited before listening"
-        );
-        if let Some(a) = line.trim().strip_prefix("tidemark listening on http://") {
-            break a.parse().unwrap();
-        }
-    };
+    // Held to the end so the child never writes into a closed pipe.
+    let (addr, _stderr) = common::wait_listening(BufReader::new(child.stderr.take().unwrap()));
     // 2023 data: kept because of --retention 100y.
     let r = post(
         addr,

@@ -52,15 +52,23 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-#[test]
-fn an_alert_fires_and_recording_output_is_queryable() {
+/// A server evaluating `RULES` (written to a file the caller may edit)
+/// every second, with or without the default pack.
+fn rule_server(default_pack: bool) -> (Server, std::path::PathBuf, tempfile::TempDir) {
     let rules_dir = tempfile::tempdir().unwrap();
     let file = rules_dir.path().join("test.yml");
     std::fs::write(&file, RULES).unwrap();
     let s = Server::start(|cfg| {
         cfg.rules.files = vec![file.clone()];
         cfg.rules.evaluation_interval = Duration::from_secs(1);
+        cfg.rules.default_pack = default_pack;
     });
+    (s, file, rules_dir)
+}
+
+#[test]
+fn an_alert_fires_and_recording_output_is_queryable() {
+    let (s, file, _rules_dir) = rule_server(true);
     let t = now_ms();
     let body = format!("some,job=a metric=10 {t}\nsome,job=b metric=1 {t}\n");
     let r = post(s.addr(), "/write?precision=ms", &[], body.as_bytes());
@@ -190,14 +198,7 @@ fn an_invalid_rule_file_stops_the_server_from_starting() {
 /// kept alert keeps its `activeAt`, and a broken file changes nothing.
 #[test]
 fn reload_picks_up_edited_rule_files_and_refuses_broken_ones() {
-    let rules_dir = tempfile::tempdir().unwrap();
-    let file = rules_dir.path().join("test.yml");
-    std::fs::write(&file, RULES).unwrap();
-    let s = Server::start(|cfg| {
-        cfg.rules.files = vec![file.clone()];
-        cfg.rules.evaluation_interval = Duration::from_secs(1);
-        cfg.rules.default_pack = false;
-    });
+    let (s, file, _rules_dir) = rule_server(false);
     let t = now_ms();
     let body = format!("some,job=a metric=10 {t}\n");
     let r = post(s.addr(), "/write?precision=ms", &[], body.as_bytes());
@@ -307,18 +308,8 @@ fn serve_binary_reloads_rule_files_on_sighup() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr: std::net::SocketAddr = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "serve exited before listening"
-        );
-        if let Some(a) = line.trim().strip_prefix("tidemark listening on http://") {
-            break a.parse().unwrap();
-        }
-    };
+    let (addr, stderr) =
+        common::wait_listening(std::io::BufReader::new(child.stderr.take().unwrap()));
     // Keep reading stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in stderr.lines() {});
     let groups = |addr| -> Vec<String> {

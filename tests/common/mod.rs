@@ -15,6 +15,22 @@ use std::time::Duration;
 use tidemark::config::Config;
 use tidemark_storage::{Db, Matcher, Options};
 
+/// Reads the stderr of a spawned `tidemark serve` until it says where it
+/// listens; the reader is returned so the caller keeps draining it.
+pub fn wait_listening<R: std::io::BufRead>(mut stderr: R) -> (SocketAddr, R) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited before listening"
+        );
+        if let Some(a) = line.trim().strip_prefix("tidemark listening on http://") {
+            return (a.parse().unwrap(), stderr);
+        }
+    }
+}
+
 /// The real server on a free loopback port, over a temporary data dir.
 pub struct Server {
     rt: tokio::runtime::Runtime,
