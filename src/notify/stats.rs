@@ -7,7 +7,7 @@
 //!
 //! Invariants:
 //! - Counts only grow (Prometheus counters); latency buckets are kept per
-//!   bucket and made cumulative by [`LatencyHistogram::cumulative`].
+//!   bucket and made cumulative by `DurationHistogram::cumulative`.
 //! - The mutexes are held for a map update only; notifications are not a
 //!   hot path (at most a few per alert group and interval).
 
@@ -20,41 +20,17 @@ use crate::notify::history::{Entry, EntryKind, Outcome};
 /// Upper bounds (seconds) of the latency histogram's finite buckets.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
-/// Latencies of successful sends of one channel type.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LatencyHistogram {
-    /// Sends per bucket of [`LATENCY_BUCKETS`]; the last slot is `+Inf`.
-    pub counts: [u64; LATENCY_BUCKETS.len() + 1],
-    pub sum_seconds: f64,
-    pub count: u64,
+/// The bounds of [`LatencyHistogram`]: [`LATENCY_BUCKETS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LatencyBuckets;
+
+impl tidemark_storage::Buckets for LatencyBuckets {
+    const BOUNDS: &'static [f64] = &LATENCY_BUCKETS;
 }
 
-impl LatencyHistogram {
-    fn observe(&mut self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let slot = LATENCY_BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.counts[slot] += 1;
-        self.sum_seconds += secs;
-        self.count += 1;
-    }
-
-    /// `(upper bound, cumulative count)` per finite bucket; `+Inf` is
-    /// [`LatencyHistogram::count`].
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let mut acc = 0;
-        LATENCY_BUCKETS
-            .iter()
-            .zip(self.counts.iter())
-            .map(|(&b, &c)| {
-                acc += c;
-                (b, acc)
-            })
-            .collect()
-    }
-}
+/// Latencies of successful sends of one channel type (the engine's
+/// histogram type, with notification-sized buckets).
+pub type LatencyHistogram = tidemark_storage::DurationHistogram<LatencyBuckets>;
 
 /// `(receiver, channel, outcome)` → notifications.
 pub type OutcomeCounts = BTreeMap<(String, String, &'static str), u64>;

@@ -31,7 +31,9 @@ pub use index::MetricMetadata;
 pub use partition::PartitionInfo;
 pub use retention::{RetentionOverride, RetentionReport};
 pub use rollup::{RollupPoint, RollupReport, TierInfo, TierInspect, TierSpec};
-pub use selfstats::{FSYNC_BUCKETS, FsyncHistogram, TierSize};
+pub use selfstats::{
+    Buckets, DurationHistogram, FSYNC_BUCKETS, FsyncBuckets, FsyncHistogram, MAX_SLOTS, TierSize,
+};
 pub use ticket::{AppendOutcome, Ticket};
 pub use types::{Label, Labels, MatchOp, Matcher, MatcherError, Sample, SeriesId, Timestamp};
 pub use wal::{FsyncMode, WalOptions};

@@ -2,13 +2,15 @@
 //! latency histogram each shard writer keeps, and per-tier sizes.
 //!
 //! Invariants:
-//! - A [`FsyncHistogram`] is owned by one writer thread and updated only
-//!   there (plain fields, no atomics, no locks, no allocation: fixed
-//!   buckets); readers get a copy through the shard's `Stats` message and
+//! - A [`FsyncHistogram`] (a [`DurationHistogram`], the type the rest of
+//!   the program uses for its latencies too) is owned by one writer thread
+//!   and updated only there (plain fields, no atomics, no locks, no
+//!   allocation: fixed buckets); readers get a copy through the shard's `Stats` message and
 //!   [`crate::Db::stats`] sums the copies.
-//! - `counts` are per bucket (not cumulative): `counts[i]` holds the syncs
-//!   with `bounds[i-1] < seconds <= bounds[i]`, the last slot those above
-//!   every bound (`+Inf`). Exporters make them cumulative.
+//! - `counts` are per bucket (not cumulative): `counts[i]` holds the
+//!   observations with `bounds[i-1] < seconds <= bounds[i]`, slot
+//!   `bounds.len()` those above every bound (`+Inf`). Exporters make them
+//!   cumulative.
 
 use std::time::Duration;
 
@@ -17,38 +19,51 @@ pub const FSYNC_BUCKETS: [f64; 11] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
-/// WAL fsync durations: what group commit (or `fsync = "always"`) spent
-/// in `fsync`, per sync.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct FsyncHistogram {
-    /// Syncs per bucket of [`FSYNC_BUCKETS`]; the last slot is `+Inf`.
-    pub counts: [u64; FSYNC_BUCKETS.len() + 1],
-    /// Total seconds spent syncing.
-    pub sum_seconds: f64,
-    /// Syncs observed.
-    pub count: u64,
+/// A set of finite bucket bounds (seconds) for a [`DurationHistogram`].
+pub trait Buckets: Clone + Copy + std::fmt::Debug + Default + PartialEq {
+    /// Upper bounds, ascending; fewer than [`MAX_SLOTS`].
+    const BOUNDS: &'static [f64];
 }
 
-impl FsyncHistogram {
+/// Slots a [`DurationHistogram`] holds: its bounds plus `+Inf`, at most.
+pub const MAX_SLOTS: usize = 16;
+
+/// Durations in fixed buckets (Prometheus histogram shape): plain fields,
+/// no allocation, `Copy`, so an owner thread updates it without locks and
+/// hands out copies.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DurationHistogram<B: Buckets> {
+    /// Observations per bucket of `B::BOUNDS`; slot `B::BOUNDS.len()` is
+    /// `+Inf` (later slots stay 0).
+    pub counts: [u64; MAX_SLOTS],
+    /// Total seconds observed.
+    pub sum_seconds: f64,
+    /// Observations.
+    pub count: u64,
+    buckets: std::marker::PhantomData<B>,
+}
+
+impl<B: Buckets> DurationHistogram<B> {
     /// The finite bucket bounds (seconds).
     pub fn bounds(&self) -> &'static [f64] {
-        &FSYNC_BUCKETS
+        B::BOUNDS
     }
 
-    /// Records one sync that took `d`.
+    /// Records one observation of `d`.
     pub fn observe(&mut self, d: Duration) {
+        const { assert!(B::BOUNDS.len() < MAX_SLOTS, "too many buckets") };
         let secs = d.as_secs_f64();
-        let slot = FSYNC_BUCKETS
+        let slot = B::BOUNDS
             .iter()
             .position(|&b| secs <= b)
-            .unwrap_or(FSYNC_BUCKETS.len());
+            .unwrap_or(B::BOUNDS.len());
         self.counts[slot] += 1;
         self.sum_seconds += secs;
         self.count += 1;
     }
 
     /// Adds another histogram's observations (another shard's).
-    pub fn merge(&mut self, other: &FsyncHistogram) {
+    pub fn merge(&mut self, other: &Self) {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
             *a += b;
         }
@@ -57,10 +72,10 @@ impl FsyncHistogram {
     }
 
     /// `(upper bound, cumulative count)` per finite bucket, as Prometheus
-    /// wants them; `+Inf` is [`FsyncHistogram::count`].
+    /// wants them; `+Inf` is [`DurationHistogram::count`].
     pub fn cumulative(&self) -> Vec<(f64, u64)> {
         let mut acc = 0;
-        FSYNC_BUCKETS
+        B::BOUNDS
             .iter()
             .zip(self.counts.iter())
             .map(|(&b, &c)| {
@@ -70,6 +85,18 @@ impl FsyncHistogram {
             .collect()
     }
 }
+
+/// The bounds of [`FsyncHistogram`]: [`FSYNC_BUCKETS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FsyncBuckets;
+
+impl Buckets for FsyncBuckets {
+    const BOUNDS: &'static [f64] = &FSYNC_BUCKETS;
+}
+
+/// WAL fsync durations: what group commit (or `fsync = "always"`) spent
+/// in `fsync`, per sync.
+pub type FsyncHistogram = DurationHistogram<FsyncBuckets>;
 
 /// Size of one storage tier from the in-memory file lists (no file read).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
