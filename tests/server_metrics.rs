@@ -465,7 +465,7 @@ fn own_metrics_cover_fsync_tiers_rule_groups_and_notifications() {
         .rules
         .groups()
         .iter()
-        .any(|g| g.status().last_eval_ms.is_none())
+        .any(|g| g.round().last_eval_ms.is_none())
     {
         assert!(std::time::Instant::now() < deadline, "no start-up round");
         std::thread::sleep(Duration::from_millis(20));
@@ -474,7 +474,7 @@ fn own_metrics_cover_fsync_tiers_rule_groups_and_notifications() {
     let ok = groups.iter().position(|g| g.group.name == "ok").unwrap();
     let bad = groups.iter().position(|g| g.group.name == "bad").unwrap();
     let file = groups[ok].file.clone();
-    let fails_before = groups[bad].status().failures_total;
+    let fails_before = groups[bad].round().failures_total;
     let eval_t = t + 1500;
     state.rules.eval_group(ok, eval_t);
     state.rules.eval_group(bad, eval_t);

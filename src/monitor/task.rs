@@ -102,7 +102,7 @@ fn classify(e: &MonitorError) -> WriteFailure {
 fn failing_rules(st: &AppState) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for g in st.rules.groups().iter() {
-        let status = g.status();
+        let status = g.round();
         for (rule, s) in g.group.rules.iter().zip(&status.rules) {
             if s.health == crate::rules::scheduler::RuleHealth::Err {
                 out.push((

@@ -122,6 +122,13 @@ pub struct RuleStatus {
 pub struct GroupStatus {
     /// Alerts (what is persisted).
     pub state: GroupState,
+    /// The outcome of the last round.
+    pub round: RoundStatus,
+}
+
+/// The outcome of a group's last round.
+#[derive(Debug, Clone, Default)]
+pub struct RoundStatus {
     /// Time (ms) of the last round.
     pub last_eval_ms: Option<i64>,
     /// How long the last round took: the batched read, every rule's query
@@ -144,8 +151,8 @@ pub struct ManagedGroup {
     pub group: RuleGroup,
     /// Its evaluation interval (the group's, or the configured default).
     pub interval: Duration,
-    /// Everything of [`GroupStatus`] but the alert state.
-    status: Mutex<GroupStatus>,
+    /// The last round's outcome.
+    round: Mutex<RoundStatus>,
     /// The alert state; [`RuleGroup::eval_shared`] locks it per rule.
     state: Mutex<GroupState>,
     /// Series the last round wrote and its pending append.
@@ -156,9 +163,9 @@ impl ManagedGroup {
     fn new(file: String, group: RuleGroup, default_interval: Duration, state: GroupState) -> Self {
         ManagedGroup {
             interval: group.interval_or(default_interval),
-            status: Mutex::new(GroupStatus {
+            round: Mutex::new(RoundStatus {
                 rules: vec![RuleStatus::default(); group.rules.len()],
-                ..GroupStatus::default()
+                ..RoundStatus::default()
             }),
             state: Mutex::new(state),
             output: Mutex::new(OutputWriter::default()),
@@ -167,11 +174,17 @@ impl ManagedGroup {
         }
     }
 
+    /// A copy of the last round's outcome (without the alert state).
+    pub fn round(&self) -> RoundStatus {
+        lock(&self.round).clone()
+    }
+
     /// A copy of the group's status.
     pub fn status(&self) -> GroupStatus {
-        let mut st = lock(&self.status).clone();
-        st.state = lock(&self.state).clone();
-        st
+        GroupStatus {
+            state: lock(&self.state).clone(),
+            round: lock(&self.round).clone(),
+        }
     }
 }
 
@@ -264,9 +277,11 @@ impl RuleManager {
                 {
                     *lock(&g.state) = lock(&prev.state).clone();
                     *lock(&g.output) = std::mem::take(&mut *lock(&prev.output));
-                    let mut st = lock(&prev.status).clone();
-                    st.rules.resize(g.group.rules.len(), RuleStatus::default());
-                    *lock(&g.status) = st;
+                    let mut round = lock(&prev.round).clone();
+                    round
+                        .rules
+                        .resize(g.group.rules.len(), RuleStatus::default());
+                    *lock(&g.round) = round;
                 }
                 g
             })
@@ -433,7 +448,7 @@ impl RuleManager {
         // round) skips rewriting the state file.
         let changed = persist::persisted_shape(&lock(&g.state)) != before;
         {
-            let mut st = lock(&g.status);
+            let mut st = lock(&g.round);
             st.last_eval_ms = Some(t_ms);
             st.eval_duration = started.elapsed();
             st.failures_total +=

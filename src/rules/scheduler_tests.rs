@@ -69,7 +69,7 @@ fn state_survives_a_restart_and_keeps_active_at() {
     assert_eq!(before.active_at_ms, t0);
     let st = m.groups()[0].status();
     assert!(
-        st.rules.iter().all(|r| r.health == RuleHealth::Ok),
+        st.round.rules.iter().all(|r| r.health == RuleHealth::Ok),
         "{st:?}"
     );
     let saved = st.state.clone();
@@ -175,9 +175,9 @@ fn a_failing_rule_is_reported_and_the_others_still_run() {
         dir.path(),
         EvalOptions::default(),
     );
-    assert_eq!(m.groups()[0].status().rules[0].health, RuleHealth::Unknown);
+    assert_eq!(m.groups()[0].round().rules[0].health, RuleHealth::Unknown);
     m.eval_group(0, t);
-    let st = m.groups()[0].status();
+    let st = m.groups()[0].round();
     assert_eq!(st.last_eval_ms, Some(t));
     assert_eq!(st.rules[0].health, RuleHealth::Err);
     let err = st.rules[0].last_error.as_deref().unwrap();
@@ -185,7 +185,7 @@ fn a_failing_rule_is_reported_and_the_others_still_run() {
     assert_eq!(st.rules[1].health, RuleHealth::Ok);
     assert_eq!(st.failures_total, 1);
     m.eval_group(0, t + 60_000);
-    assert_eq!(m.groups()[0].status().failures_total, 2);
+    assert_eq!(m.groups()[0].round().failures_total, 2);
     assert_eq!(db.select(&[Matcher::equal("__name__", "one")]).len(), 1);
     assert!(
         db.select(&[Matcher::equal("__name__", "too_many")])

@@ -521,12 +521,13 @@ pub(super) async fn rules(State(st): State<Arc<AppState>>) -> Response {
     for g in st.rules.groups().iter() {
         let status = g.status();
         let last_eval = status
+            .round
             .last_eval_ms
             .map_or_else(|| NEVER.to_string(), format_rfc3339);
-        let eval_time = status.eval_duration.as_secs_f64();
+        let eval_time = status.round.eval_duration.as_secs_f64();
         let mut rules = Vec::new();
         for (i, rule) in g.group.rules.iter().enumerate() {
-            let rs = status.rules.get(i).cloned().unwrap_or_default();
+            let rs = status.round.rules.get(i).cloned().unwrap_or_default();
             let mut r = match rule {
                 Rule::Recording(r) => json!({
                     "type": "recording",

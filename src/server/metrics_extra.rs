@@ -136,7 +136,7 @@ pub(super) fn storage_families(stats: &DbStats, tiers: &[TierSize]) -> Vec<Metri
 pub(super) fn rule_and_notify_families(st: &AppState) -> Vec<MetricFamily> {
     let (mut dur, mut ts, mut fails) = (Vec::new(), Vec::new(), Vec::new());
     for g in st.rules.groups().iter() {
-        let s = g.status();
+        let s = g.round();
         let l = || labels(&[("file", &g.file), ("group", &g.group.name)]);
         dur.push(gauge(l(), s.eval_duration.as_secs_f64()));
         ts.push(gauge(
